@@ -1,0 +1,169 @@
+//! Drift and decay detectors: the observers of the pipeline.
+//!
+//! A detector sees one stream of numbers (one metric of one model), one value
+//! at a time, and says what it concluded about that value: nothing, a warning,
+//! or a drift, with its estimate of where the change started and of the level
+//! before and after it. Detectors never print, never touch files and never see
+//! timestamps other than through their own configuration (the `threshold`
+//! detector's event-time window is the one exception, and it gets the time
+//! with the value). Their whole state serialises with serde so a checkpoint
+//! can stop a run anywhere and resume it with the same detections.
+//!
+//! Detectors are a trait because users pick them by name in the config; the
+//! set of names is closed, so the validated configuration of each is a variant
+//! of [`DetectorConfig`], which is also what builds and restores instances.
+
+pub mod decay;
+pub mod params;
+pub mod threshold;
+
+use serde::{Deserialize, Serialize};
+
+pub use params::{ParamError, Params};
+
+/// Which change of a metric is bad, and so reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Decrease,
+    Increase,
+    Both,
+}
+
+impl Direction {
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s {
+            "decrease" => Some(Direction::Decrease),
+            "increase" => Some(Direction::Increase),
+            "both" => Some(Direction::Both),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Decrease => "decrease",
+            Direction::Increase => "increase",
+            Direction::Both => "both",
+        }
+    }
+
+    /// Whether a change from `before` to `after` is one this direction reports.
+    ///
+    /// A change of exactly zero is allowed: some detectors (ADWIN on a noisy
+    /// stream) can cut with equal means after rounding, and hiding those would
+    /// make the `both` and one-sided configurations disagree on positions.
+    pub fn allows(self, before: f64, after: f64) -> bool {
+        match self {
+            Direction::Both => true,
+            Direction::Decrease => after <= before,
+            Direction::Increase => after >= before,
+        }
+    }
+}
+
+/// A detector's estimate of a change, returned with a warning or a drift.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// How many positions before the current one the change is estimated to
+    /// have started (0: it starts at the current value).
+    pub lookback: u64,
+    /// Estimated level of the metric before the change.
+    pub before: f64,
+    /// Estimated level after the change.
+    pub after: f64,
+}
+
+/// What a detector concluded from one value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    None,
+    Warning(Change),
+    Drift(Change),
+}
+
+/// One detector instance, observing one stream.
+///
+/// `update` must be deterministic: the same values in the same order give the
+/// same outcomes, also across [`Detector::save`] and [`DetectorConfig::restore`].
+pub trait Detector: Send {
+    /// Feeds one value; `time_ns` is the record's event time (UTC nanoseconds).
+    fn update(&mut self, x: f64, time_ns: i64) -> Outcome;
+
+    /// The whole state, for a checkpoint.
+    fn save(&self) -> serde_json::Value;
+}
+
+/// Serialises a detector's state; the detectors' states hold only plain
+/// numbers and vectors, so this cannot fail except on a non-finite float,
+/// which serde_json writes as `null` rather than failing.
+pub fn save_state<T: Serialize>(state: &T) -> serde_json::Value {
+    serde_json::to_value(state).unwrap_or(serde_json::Value::Null)
+}
+
+/// The validated configuration of one monitor's detector, by name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectorConfig {
+    Decay(decay::Config),
+    Threshold(threshold::Config),
+}
+
+/// The detector names accepted in `monitor[].detector`.
+pub const NAMES: &[&str] = &["decay", "threshold"];
+
+impl DetectorConfig {
+    /// Validates `params` for the detector called `name`.
+    ///
+    /// Returns `Ok(None)` for an unknown name so the caller can name the key.
+    pub fn from_params(
+        name: &str,
+        direction: Direction,
+        params: &mut Params,
+    ) -> Result<Option<DetectorConfig>, params::ParamError> {
+        Ok(Some(match name {
+            "decay" => DetectorConfig::Decay(decay::Config::from_params(direction, params)?),
+            "threshold" => {
+                DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            DetectorConfig::Decay(_) => "decay",
+            DetectorConfig::Threshold(_) => "threshold",
+        }
+    }
+
+    /// Every parameter with its value, defaults included, as the report shows it.
+    pub fn params_json(&self) -> serde_json::Value {
+        let mut value = match self {
+            DetectorConfig::Decay(c) => save_state(c),
+            DetectorConfig::Threshold(c) => save_state(c),
+        };
+        // The direction is the monitor's, shown next to the detector.
+        if let Some(map) = value.as_object_mut() {
+            map.remove("direction");
+        }
+        value
+    }
+
+    /// A fresh detector instance for a new stream (or after a version reset).
+    pub fn build(&self) -> Box<dyn Detector> {
+        match self {
+            DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
+            DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
+        }
+    }
+
+    /// A detector instance from a state written by [`Detector::save`].
+    pub fn restore(&self, state: serde_json::Value) -> serde_json::Result<Box<dyn Detector>> {
+        Ok(match self {
+            DetectorConfig::Decay(_) => Box::new(serde_json::from_value::<decay::Decay>(state)?),
+            DetectorConfig::Threshold(_) => {
+                Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
+            }
+        })
+    }
+}
