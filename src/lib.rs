@@ -5,3 +5,4 @@
 //! and reporters render them. `cmd` holds one module per subcommand.
 
 pub mod detect;
+pub mod exit_code;
