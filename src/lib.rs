@@ -4,5 +4,16 @@
 //! the detectors of its streams, windows turn detections into drift windows,
 //! and reporters render them. `cmd` holds one module per subcommand.
 
+pub mod cli;
+pub mod cmd;
+pub mod config;
 pub mod detect;
 pub mod exit_code;
+pub mod pipeline;
+pub mod progress;
+pub mod record;
+pub mod rejects;
+pub mod report;
+pub mod source;
+pub mod timestamp;
+pub mod window;

@@ -1,9 +1,10 @@
-//! Typed, validated access to one monitor's `params` table.
+//! Typed, validated access to one TOML table of the configuration.
 //!
-//! Every detector reads its parameters through [`Params`], which fills in
-//! defaults, checks ranges, and remembers which keys it was asked for, so that
-//! a key no detector reads is reported as unknown with its full path
-//! (`monitor[1].params.delta`) instead of being ignored.
+//! Every detector reads its parameters through [`Params`], and the config
+//! loader reads its own tables the same way: it fills in defaults, checks
+//! ranges, and remembers which keys it was asked for, so that a key nobody
+//! reads is reported as unknown with its full path (`monitor[1].params.delta`)
+//! instead of being ignored.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -28,7 +29,11 @@ pub struct Params {
 
 impl Params {
     pub fn new(table: toml::Table, path: impl Into<String>) -> Params {
-        Params { table, path: path.into(), used: BTreeSet::new() }
+        Params {
+            table,
+            path: path.into(),
+            used: BTreeSet::new(),
+        }
     }
 
     /// An empty table (all defaults), for tests and programmatic use.
@@ -38,12 +43,25 @@ impl Params {
 
     /// Builds the error for `key` with the full path.
     pub fn error(&self, key: &str, message: impl Into<String>) -> ParamError {
-        ParamError { key: format!("{}.{key}", self.path), message: message.into() }
+        let key = if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        };
+        ParamError {
+            key,
+            message: message.into(),
+        }
     }
 
     fn get(&mut self, key: &str) -> Option<Value> {
         self.used.insert(key.to_string());
         self.table.get(key).cloned()
+    }
+
+    /// The keys of the table, for tables whose keys are names (`input.valid`).
+    pub fn keys(&self) -> Vec<String> {
+        self.table.keys().cloned().collect()
     }
 
     /// Whether the table sets `key` at all.
@@ -101,6 +119,17 @@ impl Params {
         }
     }
 
+    /// Any non-empty string.
+    pub fn string(&mut self, key: &str, default: &str) -> Result<String, ParamError> {
+        match self.get(key) {
+            None => Ok(default.to_string()),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s),
+            Some(other) => {
+                Err(self.error(key, format!("expected a non-empty string, got {other}")))
+            }
+        }
+    }
+
     /// A string from a closed set of choices.
     pub fn choice(
         &mut self,
@@ -146,5 +175,6 @@ impl Params {
 
 /// Parses a human duration such as `"90s"`, `"15m"` or `"1h 30m"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("expected a duration such as \"90s\" or \"15m\", got {s:?} ({e})"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("expected a duration such as \"90s\" or \"15m\", got {s:?} ({e})"))
 }

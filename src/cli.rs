@@ -1,0 +1,98 @@
+//! The command line as typed: clap derive types, nothing else.
+//!
+//! `config.rs` turns these plus `mmon.toml` into what the commands use.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::rejects::OnBadRecord;
+use crate::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mmon",
+    version,
+    about = "Monitor ML models from their metric logs: drift windows, retraining, a model registry",
+    after_help = crate::exit_code::ExitCode::help_table(),
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Only errors on stderr (no progress, no summary, no bad-record lines).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail on stderr; repeat for more (RUST_LOG also works).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read historical logs to the end and report drift windows.
+    #[command(after_help = crate::exit_code::ExitCode::help_table())]
+    Replay(ReplayArgs),
+    /// Write a commented starter mmon.toml (the embedded default).
+    Init(InitArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+/// Options shared by replay and watch.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file [default: $MMON_CONFIG, else ./mmon.toml, else the embedded default]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Report format [default: table on a terminal, json otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write the report here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Append every bad record here as JSONL {file, line, offset, error, raw}.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Skip bad records (counted and reported) or stop at the first (exit 3).
+    #[arg(long, value_enum, default_value = "skip")]
+    pub on_bad_record: OnBadRecord,
+    /// Exit 1 when a window at this level or above is found [default: the config's report.fail_on]
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOnArg>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOnArg {
+    None,
+    Warning,
+    Drift,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Log files (JSONL or CSV, optionally .gz); '-' reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write it ('-' for stdout).
+    #[arg(default_value = "mmon.toml")]
+    pub path: String,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}

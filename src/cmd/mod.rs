@@ -1,0 +1,4 @@
+//! One module per subcommand; each returns the exit code of its outcome.
+
+pub mod init;
+pub mod replay;

@@ -1,0 +1,154 @@
+//! `mmon replay`: read logs to their end through the pipeline and report.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::cli::{FailOnArg, ReplayArgs, RunArgs};
+use crate::config::{Config, FailOn};
+use crate::exit_code::{ExitCode, Failure};
+use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::rejects::Rejects;
+use crate::report::{self, Reporter, Summary};
+use crate::source::{FileSource, Item};
+
+/// How often (in records) the progress bar is updated.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.run)?;
+    if args.files.iter().filter(|f| *f == "-").count() > 1 {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            anyhow::anyhow!("'-' (stdin) can be given only once"),
+        )
+        .into());
+    }
+    for f in args.files.iter().filter(|f| *f != "-") {
+        std::fs::metadata(f).with_context(|| format!("cannot open {f}"))?;
+    }
+    let out = open_output(&args.run)?;
+    let format = report_format(&args.run);
+    let mut reporter = Reporter::new(format, out, !quiet);
+    let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
+    let mut pipeline = Pipeline::new(&config);
+    let mut source = FileSource::new(
+        args.files.clone(),
+        config.input.format,
+        Arc::new(config.schema()),
+    );
+
+    let total: Option<u64> = args
+        .files
+        .iter()
+        .map(|f| {
+            if f == "-" || f.ends_with(".gz") {
+                None
+            } else {
+                std::fs::metadata(f).ok().map(|m| m.len())
+            }
+        })
+        .sum();
+    let progress = Progress::new(total, !args.run.no_progress && !quiet);
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let mut seen = 0u64;
+    while let Some(item) = source.next() {
+        match item? {
+            Item::Record(record) => {
+                pipeline.process(&record, &mut events);
+                for event in events.drain(..) {
+                    reporter.event(&event)?;
+                }
+            }
+            Item::Bad(bad) => rejects.add(&bad)?,
+        }
+        seen += 1;
+        if seen % PROGRESS_EVERY == 0 {
+            progress.update(source.bytes_read(), seen, started.elapsed().as_secs_f64());
+        }
+    }
+    pipeline.finish(&mut events);
+    for event in events.drain(..) {
+        reporter.event(&event)?;
+    }
+    progress.finish();
+    rejects.finish()?;
+
+    let counts = pipeline.counts();
+    let elapsed = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        files: source.stats.len() as u64,
+        bytes: source.bytes_read(),
+        records: counts.records,
+        rejected: rejects.count(),
+        out_of_order: counts.out_of_order,
+        streams: pipeline.streams(),
+        windows: report::WindowCounts {
+            warning: counts.windows_warning,
+            drift: counts.windows_drift,
+        },
+        retrains: report::RetrainCounts::default(),
+        elapsed_s: elapsed,
+        records_per_s: if elapsed > 0.0 {
+            counts.records as f64 / elapsed
+        } else {
+            0.0
+        },
+        inputs: source.stats.clone(),
+    };
+    reporter
+        .finish(&summary)
+        .context("cannot write the report")?;
+
+    let fail_on = match args.run.fail_on {
+        Some(FailOnArg::None) => FailOn::None,
+        Some(FailOnArg::Warning) => FailOn::Warning,
+        Some(FailOnArg::Drift) => FailOn::Drift,
+        None => config.report.fail_on,
+    };
+    let found = match fail_on {
+        FailOn::None => false,
+        FailOn::Warning => counts.windows_warning + counts.windows_drift > 0,
+        FailOn::Drift => counts.windows_drift > 0,
+    };
+    Ok(if found {
+        ExitCode::WindowFound
+    } else {
+        ExitCode::Success
+    })
+}
+
+/// Loads and validates the configuration; any problem is a usage error.
+pub fn load_config(run: &RunArgs) -> anyhow::Result<Config> {
+    Config::load(run.config.as_deref()).map_err(|e| Failure::new(ExitCode::Usage, e).into())
+}
+
+/// The report format: the flag, else a table for a person, JSON for a program.
+pub fn report_format(run: &RunArgs) -> report::Format {
+    run.format
+        .unwrap_or(if run.output.is_none() && std::io::stdout().is_terminal() {
+            report::Format::Table
+        } else {
+            report::Format::Json
+        })
+}
+
+/// Where the report goes; a file that cannot be created is a usage error,
+/// found before any input is read.
+pub fn open_output(run: &RunArgs) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match &run.output {
+        None => Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
+        Some(path) => {
+            let file = File::create(path)
+                .with_context(|| format!("cannot create {}", Path::new(path).display()))
+                .map_err(|e| Failure::new(ExitCode::Usage, e))?;
+            Box::new(BufWriter::new(file))
+        }
+    })
+}

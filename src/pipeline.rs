@@ -1,0 +1,415 @@
+//! The observer pipeline: routes each record to the detectors of its streams
+//! and turns their conclusions into window events (SPEC §3, §5).
+//!
+//! The pipeline never knows where records come from; replay and watch feed it
+//! the same way. A stream is one (model, metric) pair; each monitor on that
+//! metric has its own detector instance on the stream. Per model it keeps the
+//! current version (a change restarts that model's detectors and closes its
+//! windows), the last event time (for the out-of-order count) and, per metric,
+//! the position within the stream and a bounded history of recent positions,
+//! so a window can name the file, line and time of its estimated start.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::detect::{Detector, DetectorConfig, Direction, Outcome};
+use crate::record::Record;
+use crate::window::{DetectorInfo, EndReason, Event, EventKind, Point, Severity, Window};
+
+/// How many recent positions each stream remembers for resolving a change
+/// start; a start further back keeps its exact index but no file or line.
+pub const HISTORY: usize = 4096;
+
+/// One monitor as the pipeline uses it.
+struct MonitorSpec {
+    slot: usize,
+    metric: Arc<str>,
+    direction: Direction,
+    detector: DetectorConfig,
+    info: Arc<DetectorInfo>,
+}
+
+/// Where one position of a stream was read.
+#[derive(Debug, Clone)]
+struct Seen {
+    file: Arc<str>,
+    line: u64,
+    time_ns: i64,
+}
+
+/// The position of one metric of one model.
+#[derive(Default)]
+struct MetricStream {
+    /// Values seen so far; the index of the next one.
+    count: u64,
+    history: VecDeque<Seen>,
+}
+
+impl MetricStream {
+    fn push(&mut self, seen: Seen) {
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(seen);
+        self.count += 1;
+    }
+
+    fn point(&self, index: u64) -> Point {
+        let back = self.count - 1 - index;
+        match usize::try_from(back)
+            .ok()
+            .filter(|&b| b < self.history.len())
+        {
+            Some(b) => {
+                let s = &self.history[self.history.len() - 1 - b];
+                Point {
+                    index,
+                    file: Some(s.file.clone()),
+                    line: Some(s.line),
+                    timestamp: Some(s.time_ns),
+                }
+            }
+            None => Point {
+                index,
+                file: None,
+                line: None,
+                timestamp: None,
+            },
+        }
+    }
+}
+
+struct MonitorState {
+    detector: Box<dyn Detector>,
+    open: Option<Window>,
+}
+
+struct ModelState {
+    id: Arc<str>,
+    version: Option<Arc<str>>,
+    last_time: i64,
+    metrics: Vec<MetricStream>,
+    monitors: Vec<MonitorState>,
+}
+
+/// Counters for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub records: u64,
+    pub out_of_order: u64,
+    pub windows_warning: u64,
+    pub windows_drift: u64,
+}
+
+pub struct Pipeline {
+    monitors: Vec<MonitorSpec>,
+    metric_count: usize,
+    merge_gap: u64,
+    reset_on_version_change: bool,
+    models: Vec<ModelState>,
+    by_id: HashMap<Arc<str>, usize>,
+    next_window: u64,
+    counts: Counts,
+}
+
+impl Pipeline {
+    pub fn new(config: &Config) -> Pipeline {
+        let schema = config.schema();
+        let monitors = config
+            .monitors
+            .iter()
+            .map(|m| MonitorSpec {
+                slot: schema.slot(&m.metric).unwrap_or(0),
+                metric: Arc::from(m.metric.as_str()),
+                direction: m.direction,
+                detector: m.detector.clone(),
+                info: Arc::new(DetectorInfo {
+                    name: m.detector.name().to_string(),
+                    params: m.detector.params_json(),
+                }),
+            })
+            .collect();
+        Pipeline {
+            monitors,
+            metric_count: schema.metrics.len(),
+            merge_gap: config.report.merge_gap,
+            reset_on_version_change: config.report.reset_on_version_change,
+            models: Vec::new(),
+            by_id: HashMap::new(),
+            next_window: 0,
+            counts: Counts::default(),
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Streams that have seen at least one value.
+    pub fn streams(&self) -> u64 {
+        self.models
+            .iter()
+            .map(|m| m.metrics.iter().filter(|s| s.count > 0).count() as u64)
+            .sum()
+    }
+
+    fn fresh_monitors(&self) -> Vec<MonitorState> {
+        self.monitors
+            .iter()
+            .map(|m| MonitorState {
+                detector: m.detector.build(),
+                open: None,
+            })
+            .collect()
+    }
+
+    fn model_index(&mut self, id: &Arc<str>) -> usize {
+        if let Some(&i) = self.by_id.get(id) {
+            return i;
+        }
+        let state = ModelState {
+            id: id.clone(),
+            version: None,
+            last_time: i64::MIN,
+            metrics: (0..self.metric_count)
+                .map(|_| MetricStream::default())
+                .collect(),
+            monitors: self.fresh_monitors(),
+        };
+        self.models.push(state);
+        self.by_id.insert(id.clone(), self.models.len() - 1);
+        self.models.len() - 1
+    }
+
+    /// Feeds one record; window events are appended to `events`.
+    pub fn process(&mut self, record: &Record, events: &mut Vec<Event>) {
+        self.counts.records += 1;
+        let mi = self.model_index(&record.model);
+
+        if let Some(v) = &record.version {
+            let current = &self.models[mi].version;
+            let changed = current.as_ref().is_some_and(|old| old != v);
+            let first = current.is_none();
+            if changed && self.reset_on_version_change {
+                self.reset_model(mi, events);
+            }
+            if changed || first {
+                self.models[mi].version = Some(v.clone());
+            }
+        }
+
+        let model = &mut self.models[mi];
+        if record.time_ns < model.last_time {
+            self.counts.out_of_order += 1;
+        } else {
+            model.last_time = record.time_ns;
+        }
+
+        for (slot, &x) in record.values.iter().enumerate() {
+            if x.is_nan() {
+                continue;
+            }
+            let seen = Seen {
+                file: record.pos.file.clone(),
+                line: record.pos.line,
+                time_ns: record.time_ns,
+            };
+            self.models[mi].metrics[slot].push(seen);
+            for k in 0..self.monitors.len() {
+                if self.monitors[k].slot == slot {
+                    self.observe(mi, k, x, record.time_ns, events);
+                }
+            }
+        }
+    }
+
+    /// Runs one detector on one value and updates its window.
+    fn observe(&mut self, mi: usize, k: usize, x: f64, time_ns: i64, events: &mut Vec<Event>) {
+        let spec = &self.monitors[k];
+        let model = &mut self.models[mi];
+        let stream = &model.metrics[spec.slot];
+        let index = stream.count - 1;
+        let state = &mut model.monitors[k];
+        let outcome = state.detector.update(x, time_ns);
+
+        if let Some(open) = &mut state.open {
+            if index - open.end.index > self.merge_gap {
+                open.close(EndReason::Quiet);
+                let window = state.open.take().map(|w| Event {
+                    kind: EventKind::Closed,
+                    window: w,
+                });
+                events.extend(window);
+            }
+        }
+        let (severity, change) = match outcome {
+            Outcome::None => return,
+            Outcome::Warning(c) => (Severity::Warning, c),
+            Outcome::Drift(c) => (Severity::Drift, c),
+        };
+        let at = stream.point(index);
+        match &mut state.open {
+            Some(open) => {
+                if open.extend(severity, at, &change) {
+                    self.counts.windows_warning -= 1;
+                    self.counts.windows_drift += 1;
+                    events.push(Event {
+                        kind: EventKind::Escalated,
+                        window: open.clone(),
+                    });
+                }
+            }
+            None => {
+                let start = stream.point(index.saturating_sub(change.lookback));
+                let key = (&model.id, model.version.as_ref(), &spec.metric);
+                let window = Window::open(
+                    self.next_window,
+                    key,
+                    &spec.info,
+                    spec.direction,
+                    severity,
+                    start,
+                    at,
+                    &change,
+                );
+                self.next_window += 1;
+                match severity {
+                    Severity::Warning => self.counts.windows_warning += 1,
+                    Severity::Drift => self.counts.windows_drift += 1,
+                }
+                events.push(Event {
+                    kind: EventKind::Opened,
+                    window: window.clone(),
+                });
+                state.open = Some(window);
+            }
+        }
+    }
+
+    fn reset_model(&mut self, mi: usize, events: &mut Vec<Event>) {
+        let fresh = self.fresh_monitors();
+        let old = std::mem::replace(&mut self.models[mi].monitors, fresh);
+        for mut state in old {
+            if let Some(mut w) = state.open.take() {
+                w.close(EndReason::Reset);
+                events.push(Event {
+                    kind: EventKind::Closed,
+                    window: w,
+                });
+            }
+        }
+    }
+
+    /// Attaches a training outcome to the open window `id`.
+    pub fn attach_retrain(&mut self, id: u64, outcome: serde_json::Value) {
+        for model in &mut self.models {
+            for state in &mut model.monitors {
+                if let Some(w) = state.open.as_mut().filter(|w| w.id == id) {
+                    w.retrain = Some(outcome);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes every open window at the end of input, in a stable order.
+    pub fn finish(&mut self, events: &mut Vec<Event>) {
+        let mut closing: Vec<Window> = Vec::new();
+        for model in &mut self.models {
+            for state in &mut model.monitors {
+                if let Some(mut w) = state.open.take() {
+                    w.close(EndReason::Eof);
+                    closing.push(w);
+                }
+            }
+        }
+        closing.sort_by_key(|w| w.id);
+        events.extend(closing.into_iter().map(|window| Event {
+            kind: EventKind::Closed,
+            window,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Position, Values};
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\nparams = {{ window = 5, threshold = 0.1 }}\n{extra}"
+        );
+        Config::parse(&text, "t.toml").unwrap()
+    }
+
+    fn record(i: u64, model: &str, version: &str, x: f64) -> Record {
+        let mut values = Values::new();
+        values.push(x);
+        Record {
+            time_ns: i as i64,
+            model: Arc::from(model),
+            version: Some(Arc::from(version)),
+            values,
+            pos: Position {
+                file: Arc::from("f.jsonl"),
+                line: i + 1,
+                offset: i * 10,
+            },
+        }
+    }
+
+    fn run(p: &mut Pipeline, records: &[Record]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for r in records {
+            p.process(r, &mut events);
+        }
+        p.finish(&mut events);
+        events
+    }
+
+    #[test]
+    fn detections_within_the_gap_merge_and_the_window_closes_quietly() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 10\n"));
+        // Five at 1.0 (reference), then 0.5 forever: drift at 5 (the first
+        // current window 1..=5 has mean 0.9: 0.1 below) and again every 5
+        // values after re-learning (reference 0.5, no drop): one detection.
+        let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
+        recs.extend((5..40).map(|i| record(i, "m", "1", 0.5)));
+        let events = run(&mut p, &recs);
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Opened, EventKind::Closed]);
+        let w = &events[1].window;
+        assert_eq!((w.start.index, w.detected.index, w.end.index), (1, 5, 5));
+        assert_eq!(w.start.line, Some(2));
+        assert_eq!(w.end_reason, Some(EndReason::Quiet));
+        assert_eq!(p.counts().windows_drift, 1);
+    }
+
+    #[test]
+    fn a_version_change_closes_windows_and_restarts_detectors() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 100\n"));
+        let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
+        recs.push(record(5, "m", "1", 0.5));
+        recs.extend((6..12).map(|i| record(i, "m", "2", 0.5)));
+        let events = run(&mut p, &recs);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].window.end_reason, Some(EndReason::Reset));
+        assert_eq!(events[1].window.model_version.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn models_are_separate_streams_and_out_of_order_is_counted() {
+        let mut p = Pipeline::new(&config(""));
+        let mut recs = vec![
+            record(10, "a", "1", 0.9),
+            record(5, "b", "1", 0.9),
+            record(7, "a", "1", 0.9),
+        ];
+        recs[2].time_ns = 3;
+        run(&mut p, &recs);
+        assert_eq!(p.streams(), 2);
+        assert_eq!(p.counts().out_of_order, 1);
+    }
+}

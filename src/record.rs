@@ -1,0 +1,84 @@
+//! One metric record and where it came from.
+//!
+//! A record holds only what the pipeline needs: event time, model, version,
+//! and the values of the monitored metrics in the order of
+//! [`Schema::metrics`] (`NaN` where the record lacks the metric). Fields that
+//! no monitor reads are skipped while parsing, never stored. Every record
+//! carries its [`Position`], so windows can point at file and line and a
+//! checkpoint can say how far a file was read.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::timestamp::Unit;
+
+/// Where a record (or a bad line) is: the file as the user named it, the
+/// 1-based line, and the byte offset of the line's start (in the decompressed
+/// stream for `.gz` files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub file: Arc<str>,
+    pub line: u64,
+    pub offset: u64,
+}
+
+/// The values of the monitored metrics, `NaN` for absent ones.
+pub type Values = SmallVec<[f64; 4]>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Event time, UTC nanoseconds since the epoch.
+    pub time_ns: i64,
+    pub model: Arc<str>,
+    pub version: Option<Arc<str>>,
+    pub values: Values,
+    pub pos: Position,
+}
+
+/// The model id of records that carry none (SPEC §2).
+pub const DEFAULT_MODEL: &str = "default";
+
+/// What the parsers look for in a record: the field names of `[input]` and
+/// the monitored metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    pub timestamp: String,
+    pub model_id: String,
+    pub model_version: String,
+    pub unit: Unit,
+    /// Distinct monitored metric names; a record's `values` follow this order.
+    pub metrics: Vec<String>,
+    /// Accepted range of each metric, where the config sets one.
+    pub ranges: Vec<Option<(f64, f64)>>,
+    pub max_line_bytes: usize,
+}
+
+impl Schema {
+    /// The slot of a metric name in `values`, if it is monitored.
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.metrics.iter().position(|m| m == name)
+    }
+}
+
+/// Hands out one shared `Arc<str>` per distinct model id or version, so a
+/// record costs a reference count, not an allocation.
+#[derive(Debug, Default)]
+pub struct Interner {
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    pub fn get(&mut self, s: &str) -> Arc<str> {
+        // Logs interleave a handful of models: a linear scan beats hashing.
+        if let Some(found) = self.names.iter().find(|n| &***n == s) {
+            return found.clone();
+        }
+        let name: Arc<str> = Arc::from(s);
+        if self.names.len() < 256 {
+            self.names.push(name.clone());
+        }
+        name
+    }
+}

@@ -1,0 +1,141 @@
+//! Reports: drift windows and the run summary in four formats (SPEC §5).
+//!
+//! A [`Reporter`] is given window events as they happen and the summary at the
+//! end, and writes to any `Write`. `jsonl` streams each event at once (what
+//! `watch` users alert on); the other formats collect the closed windows and
+//! render them, in the order the windows opened, when the run ends.
+
+mod csv;
+mod table;
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::source::FileStats;
+use crate::window::{Event, EventKind, Severity, Window};
+
+/// The report format names of `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// The schema name and version of the JSON report.
+pub const SCHEMA: &str = "mmon.report/1";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct WindowCounts {
+    pub warning: u64,
+    pub drift: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RetrainCounts {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// The run summary of every format.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub records: u64,
+    pub rejected: u64,
+    pub out_of_order: u64,
+    pub streams: u64,
+    pub windows: WindowCounts,
+    pub retrains: RetrainCounts,
+    pub elapsed_s: f64,
+    pub records_per_s: f64,
+    /// Per input file: bytes read (the final offset), records and rejects.
+    pub inputs: Vec<FileStats>,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema: &'a str,
+    mmon_version: &'a str,
+    summary: &'a Summary,
+    windows: &'a [Window],
+}
+
+#[derive(Serialize)]
+struct EventLine<'a> {
+    event: EventKind,
+    #[serde(flatten)]
+    window: &'a Window,
+}
+
+/// Renders window events and the summary in one format.
+pub struct Reporter<W: Write> {
+    format: Format,
+    out: W,
+    closed: Vec<Window>,
+    /// Whether the summary of a `jsonl` report goes to stderr.
+    summary_to_stderr: bool,
+}
+
+impl<W: Write> Reporter<W> {
+    pub fn new(format: Format, out: W, summary_to_stderr: bool) -> Reporter<W> {
+        Reporter {
+            format,
+            out,
+            closed: Vec::new(),
+            summary_to_stderr,
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) -> io::Result<()> {
+        if self.format == Format::Jsonl {
+            serde_json::to_writer(
+                &mut self.out,
+                &EventLine {
+                    event: event.kind,
+                    window: &event.window,
+                },
+            )?;
+            self.out.write_all(b"\n")?;
+            return self.out.flush();
+        }
+        if event.kind == EventKind::Closed {
+            self.closed.push(event.window.clone());
+        }
+        Ok(())
+    }
+
+    /// Windows closed so far, at the highest severity seen.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.closed.iter().map(|w| w.severity).max()
+    }
+
+    pub fn finish(mut self, summary: &Summary) -> io::Result<W> {
+        self.closed.sort_by_key(|w| w.id);
+        match self.format {
+            Format::Json => {
+                let doc = Document {
+                    schema: SCHEMA,
+                    mmon_version: env!("CARGO_PKG_VERSION"),
+                    summary,
+                    windows: &self.closed,
+                };
+                serde_json::to_writer_pretty(&mut self.out, &doc)?;
+                self.out.write_all(b"\n")?;
+            }
+            Format::Jsonl => {
+                if self.summary_to_stderr {
+                    let line = serde_json::to_string(&serde_json::json!({ "summary": summary }))?;
+                    eprintln!("{line}");
+                }
+            }
+            Format::Csv => csv::write(&mut self.out, &self.closed)?,
+            Format::Table => table::write(&mut self.out, &self.closed, summary)?,
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}

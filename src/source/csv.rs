@@ -1,0 +1,181 @@
+//! CSV records: a header line, then one record per line.
+//!
+//! Each line is split by `csv-core` (quotes and escaped quotes as RFC 4180)
+//! into reused buffers. A record spans exactly one line: a quoted field with
+//! an embedded newline is not supported, because line-at-a-time reading is
+//! what lets `watch` resume at a byte offset. The header maps columns to the
+//! schema once per file.
+
+use super::{FieldError, Fields};
+use crate::record::Schema;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Column {
+    Timestamp,
+    Model,
+    Version,
+    Metric(usize),
+    Other,
+}
+
+/// The column layout of one CSV file, from its header.
+#[derive(Debug)]
+pub struct Layout {
+    columns: Vec<Column>,
+    reader: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Layout {
+    /// Reads the header line; fails if it lacks the timestamp column.
+    pub fn from_header(line: &[u8], schema: &Schema) -> Result<Layout, FieldError> {
+        let mut layout = Layout {
+            columns: Vec::new(),
+            reader: csv_core::Reader::new(),
+            out: vec![0; 1024],
+            ends: vec![0; 32],
+        };
+        let n = layout.split(line);
+        let mut columns = Vec::with_capacity(n);
+        let mut has_time = false;
+        for i in 0..n {
+            let name = String::from_utf8_lossy(layout.field(i));
+            let name = name.trim();
+            columns.push(if name == schema.timestamp {
+                has_time = true;
+                Column::Timestamp
+            } else if name == schema.model_id {
+                Column::Model
+            } else if name == schema.model_version {
+                Column::Version
+            } else if let Some(slot) = schema.slot(name) {
+                Column::Metric(slot)
+            } else {
+                Column::Other
+            });
+        }
+        if !has_time {
+            return Err(FieldError::Header(format!(
+                "the header has no {:?} column (columns: {})",
+                schema.timestamp,
+                (0..n)
+                    .map(|i| String::from_utf8_lossy(layout.field(i)).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        layout.columns = columns;
+        Ok(layout)
+    }
+
+    fn field(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.out[start..self.ends[i]]
+    }
+
+    /// Splits one line into fields; returns how many.
+    fn split(&mut self, mut line: &[u8]) -> usize {
+        self.reader.reset();
+        let (mut out_at, mut n) = (0, 0);
+        loop {
+            let (res, read, wrote, ended) =
+                self.reader
+                    .read_record(line, &mut self.out[out_at..], &mut self.ends[n..]);
+            line = &line[read..];
+            for e in &mut self.ends[n..n + ended] {
+                *e += out_at;
+            }
+            out_at += wrote;
+            n += ended;
+            match res {
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => {
+                    let len = self.out.len() * 2;
+                    self.out.resize(len, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len() * 2;
+                    self.ends.resize(len, 0);
+                }
+                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => return n,
+            }
+        }
+    }
+
+    /// Parses one data line into `fields`.
+    pub fn parse(
+        &mut self,
+        line: &[u8],
+        schema: &Schema,
+        fields: &mut Fields,
+    ) -> Result<(), FieldError> {
+        let n = self.split(line);
+        if n != self.columns.len() {
+            return Err(FieldError::Columns {
+                expected: self.columns.len(),
+                found: n,
+            });
+        }
+        for i in 0..n {
+            let column = self.columns[i];
+            if column == Column::Other {
+                continue;
+            }
+            let raw = self.field(i);
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| FieldError::Utf8)?
+                .trim();
+            if text.is_empty() {
+                continue;
+            }
+            match column {
+                Column::Timestamp => {
+                    let t = match text.parse::<i64>() {
+                        Ok(i) => crate::timestamp::from_int(i, schema.unit),
+                        Err(_) => match text.parse::<f64>() {
+                            Ok(f) if looks_numeric(text) => {
+                                crate::timestamp::from_number(f, schema.unit)
+                            }
+                            _ => super::timestamp_str(text),
+                        },
+                    };
+                    fields.time =
+                        Some(t.map_err(|e| FieldError::bad(&schema.timestamp, e, quoted(text)))?);
+                }
+                Column::Model => fields.set_model(text),
+                Column::Version => fields.set_version(text),
+                Column::Metric(slot) => {
+                    let x = match text {
+                        "true" | "TRUE" | "True" => 1.0,
+                        "false" | "FALSE" | "False" => 0.0,
+                        _ => match text.parse::<f64>() {
+                            Ok(x) if looks_numeric(text) => x,
+                            _ => {
+                                return Err(FieldError::bad(
+                                    &schema.metrics[slot],
+                                    "a finite number",
+                                    quoted(text),
+                                ));
+                            }
+                        },
+                    };
+                    fields.set_metric(schema, slot, x)?;
+                }
+                Column::Other => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rust's float parser also takes `inf`, `NaN` and `infinity`; a log's
+/// number must start like one.
+fn looks_numeric(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+}
+
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}

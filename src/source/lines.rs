@@ -1,0 +1,298 @@
+//! Splitting a byte stream into lines with bounded memory.
+//!
+//! Reads in large blocks and finds line ends with `memchr`, so a line costs a
+//! slice, not a copy. A line longer than the limit is never held in memory:
+//! its first bytes are kept for the error message and the rest is skipped up
+//! to the next newline. `\r\n` endings lose their `\r`, and a UTF-8 BOM at the
+//! very start of the stream is dropped.
+
+use std::io::{self, Read};
+
+const BLOCK: usize = 256 * 1024;
+/// How many bytes of an overlong line are kept for the reject message.
+pub const HEAD_BYTES: usize = 200;
+
+/// One line of input, or the marker of one that was too long.
+#[derive(Debug, PartialEq)]
+pub enum Line<'a> {
+    Text {
+        bytes: &'a [u8],
+        /// 1-based line number.
+        number: u64,
+        /// Offset of the line's first byte in the stream.
+        offset: u64,
+    },
+    TooLong {
+        head: Vec<u8>,
+        len: u64,
+        number: u64,
+        offset: u64,
+    },
+}
+
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    next_number: u64,
+    max_line: usize,
+    /// Whether an unterminated last line is a line (replay) or not (watch).
+    final_partial: bool,
+    at_start: bool,
+}
+
+impl<R: Read> LineReader<R> {
+    /// A reader starting at stream `offset` with line number `first_line`.
+    pub fn new(inner: R, max_line: usize, offset: u64, first_line: u64) -> LineReader<R> {
+        LineReader {
+            inner,
+            buf: vec![0; BLOCK.max(max_line.saturating_add(2).min(64 << 20))],
+            start: 0,
+            end: 0,
+            eof: false,
+            base: offset,
+            next_number: first_line,
+            max_line,
+            final_partial: true,
+            at_start: offset == 0,
+        }
+    }
+
+    /// Leaves an unterminated last line unread, for following a growing file.
+    pub fn hold_partial_line(mut self) -> Self {
+        self.final_partial = false;
+        self
+    }
+
+    /// Offset just past the last line returned.
+    pub fn offset(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    /// Number the next line will get.
+    pub fn next_number(&self) -> u64 {
+        self.next_number
+    }
+
+    /// Makes room and reads more; `false` at end of stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = self.buf.len() * 2;
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    if self.at_start && self.end >= 3 {
+                        self.at_start = false;
+                        if self.buf[..3] == [0xEF, 0xBB, 0xBF] {
+                            self.start = 3;
+                        }
+                    }
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next line, or `None` at the end of the stream.
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            if let Some(i) = memchr::memchr(b'\n', avail) {
+                if i > self.max_line && !(i == self.max_line + 1 && avail[i - 1] == b'\r') {
+                    let head = avail[..HEAD_BYTES.min(i)].to_vec();
+                    let line = self.too_long(head, i as u64);
+                    self.start += i + 1;
+                    return Ok(Some(line));
+                }
+                let offset = self.base + self.start as u64;
+                let number = self.next_number;
+                self.next_number += 1;
+                let s = self.start;
+                self.start += i + 1;
+                let mut bytes = &self.buf[s..s + i];
+                if let [rest @ .., b'\r'] = bytes {
+                    bytes = rest;
+                }
+                return Ok(Some(Line::Text {
+                    bytes,
+                    number,
+                    offset,
+                }));
+            }
+            if avail.len() > self.max_line + 1 {
+                return self.skip_long_line().map(Some);
+            }
+            if !self.fill()? {
+                if self.at_start && self.end < 3 {
+                    self.at_start = false;
+                }
+                if self.start == self.end || !self.final_partial {
+                    return Ok(None);
+                }
+                // An unterminated last line.
+                let offset = self.base + self.start as u64;
+                let number = self.next_number;
+                self.next_number += 1;
+                let s = self.start;
+                self.start = self.end;
+                let mut bytes = &self.buf[s..self.end];
+                if let [rest @ .., b'\r'] = bytes {
+                    bytes = rest;
+                }
+                return Ok(Some(Line::Text {
+                    bytes,
+                    number,
+                    offset,
+                }));
+            }
+        }
+    }
+
+    fn too_long(&mut self, head: Vec<u8>, len: u64) -> Line<'static> {
+        let number = self.next_number;
+        self.next_number += 1;
+        Line::TooLong {
+            head,
+            len,
+            number,
+            offset: self.base + self.start as u64,
+        }
+    }
+
+    /// Skips the rest of an overlong line without keeping it.
+    fn skip_long_line(&mut self) -> io::Result<Line<'static>> {
+        let head = self.buf[self.start..self.start + HEAD_BYTES].to_vec();
+        let offset = self.base + self.start as u64;
+        let mut len = 0u64;
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            if let Some(i) = memchr::memchr(b'\n', avail) {
+                len += i as u64;
+                self.start += i + 1;
+                break;
+            }
+            len += avail.len() as u64;
+            // Drop what we have: keep nothing of the line in memory.
+            self.base += self.end as u64;
+            self.start = 0;
+            self.end = 0;
+            if !self.fill()? {
+                break;
+            }
+        }
+        let number = self.next_number;
+        self.next_number += 1;
+        Ok(Line::TooLong {
+            head,
+            len,
+            number,
+            offset,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<String> {
+        let mut r = LineReader::new(input, max, 0, 1);
+        let mut out = Vec::new();
+        while let Some(line) = r.next_line().unwrap() {
+            out.push(match line {
+                Line::Text {
+                    bytes,
+                    number,
+                    offset,
+                } => {
+                    format!("{number}@{offset}:{}", String::from_utf8_lossy(bytes))
+                }
+                Line::TooLong {
+                    head,
+                    len,
+                    number,
+                    offset,
+                } => {
+                    format!(
+                        "{number}@{offset}:long {len} {}",
+                        String::from_utf8_lossy(&head[..3])
+                    )
+                }
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn crlf_bom_and_unterminated_last_line() {
+        let got = lines(b"\xEF\xBB\xBFa\r\nbb\n\nccc", 100);
+        assert_eq!(got, vec!["1@3:a", "2@6:bb", "3@9:", "4@10:ccc"]);
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_with_their_head() {
+        let mut input = b"ok\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 1000));
+        input.extend(b"\nfine\n");
+        assert_eq!(
+            lines(&input, 10),
+            vec!["1@0:ok", "2@3:long 1000 xxx", "3@1004:fine"]
+        );
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_passes_even_with_crlf() {
+        assert_eq!(
+            lines(b"abcd\r\nabcde\n", 4),
+            vec!["1@0:abcd", "2@6:long 5 abc"]
+        );
+    }
+
+    #[test]
+    fn huge_line_longer_than_the_buffer_uses_bounded_memory() {
+        let mut input = Vec::new();
+        input.extend(std::iter::repeat_n(b'y', 3 * BLOCK + 17));
+        input.extend(b"\nz");
+        let got = lines(&input, 1000);
+        assert_eq!(
+            got,
+            vec![
+                format!("1@0:long {} yyy", 3 * BLOCK + 17),
+                format!("2@{}:z", 3 * BLOCK + 18)
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_last_line_is_held_when_following() {
+        let mut r = LineReader::new(&b"a\nb"[..], 100, 0, 1).hold_partial_line();
+        assert!(matches!(
+            r.next_line().unwrap(),
+            Some(Line::Text { bytes: b"a", .. })
+        ));
+        assert_eq!(r.next_line().unwrap(), None);
+        assert_eq!(r.offset(), 2);
+    }
+}

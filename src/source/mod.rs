@@ -1,0 +1,411 @@
+//! Sources: log files in, records (or bad records) out, in file order.
+//!
+//! A source knows files, formats and compression; the pipeline only sees
+//! [`Record`]s carrying their [`Position`]. [`FileSource`] reads a list of
+//! files (or stdin) to their end for `replay`; the file follower of `watch`
+//! reuses [`Decoder`] on the bytes it reads, so both parse identically.
+
+pub mod csv;
+pub mod jsonl;
+pub mod lines;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::record::{DEFAULT_MODEL, Interner, Position, Record, Schema, Values};
+use lines::{Line, LineReader};
+
+/// What the parsers expect of a timestamp string.
+pub const TIMESTAMP_EXPECTED: &str =
+    "an RFC 3339 timestamp, \"YYYY-MM-DD HH:MM:SS\" or epoch seconds";
+
+fn timestamp_str(text: &str) -> Result<i64, String> {
+    crate::timestamp::parse_str(text).map_err(|_| TIMESTAMP_EXPECTED.to_string())
+}
+
+/// The input format of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+impl Format {
+    /// By extension (after any `.gz`): `.jsonl`, `.ndjson`, `.json` or `.csv`.
+    pub fn from_path(path: &str) -> Option<Format> {
+        let name = path
+            .strip_suffix(".gz")
+            .unwrap_or(path)
+            .to_ascii_lowercase();
+        if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
+            Some(Format::Jsonl)
+        } else if name.ends_with(".csv") {
+            Some(Format::Csv)
+        } else {
+            None
+        }
+    }
+
+    /// By content: a first non-blank byte of `{` is JSONL, anything else CSV.
+    pub fn sniff(head: &[u8]) -> Format {
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        match head.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Format::Jsonl,
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// The fields of one record as the parsers find them.
+#[derive(Debug, Default)]
+pub struct Fields {
+    pub time: Option<i64>,
+    model: Option<Arc<str>>,
+    version: Option<Arc<str>>,
+    pub values: Values,
+    interner: Interner,
+}
+
+impl Fields {
+    fn reset(&mut self, metrics: usize) {
+        self.time = None;
+        self.model = None;
+        self.version = None;
+        self.values.clear();
+        self.values.resize(metrics, f64::NAN);
+    }
+
+    fn set_model(&mut self, s: &str) {
+        self.model = if s.is_empty() {
+            None
+        } else {
+            Some(self.interner.get(s))
+        };
+    }
+
+    fn set_version(&mut self, s: &str) {
+        self.version = if s.is_empty() {
+            None
+        } else {
+            Some(self.interner.get(s))
+        };
+    }
+
+    fn set_metric(&mut self, schema: &Schema, slot: usize, x: f64) -> Result<(), FieldError> {
+        let name = &schema.metrics[slot];
+        if !x.is_finite() {
+            return Err(FieldError::bad(name, "a finite number", x.to_string()));
+        }
+        if let Some((lo, hi)) = schema.ranges[slot] {
+            if !(lo..=hi).contains(&x) {
+                return Err(FieldError::bad(
+                    name,
+                    format!("a number in [{lo}, {hi}]"),
+                    x.to_string(),
+                ));
+            }
+        }
+        self.values[slot] = x;
+        Ok(())
+    }
+}
+
+/// What is wrong with a bad line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FieldError {
+    #[error("not a JSON object: {0}")]
+    NotJson(String),
+    #[error("expected {expected} columns, found {found}")]
+    Columns { expected: usize, found: usize },
+    #[error("field {field:?}: expected {expected}, found {found}")]
+    Bad {
+        field: String,
+        expected: String,
+        found: String,
+    },
+    #[error("field {0:?}: missing (every record needs a timestamp)")]
+    MissingTimestamp(String),
+    #[error("invalid UTF-8")]
+    Utf8,
+    #[error("line of {len} bytes is longer than max_line_bytes ({max})")]
+    TooLong { len: u64, max: usize },
+    #[error("bad CSV header: {0}")]
+    Header(String),
+}
+
+impl FieldError {
+    fn bad(field: &str, expected: impl Into<String>, found: impl Into<String>) -> FieldError {
+        FieldError::Bad {
+            field: field.to_string(),
+            expected: expected.into(),
+            found: found.into(),
+        }
+    }
+}
+
+/// A line that is not a valid record: where, what, and the raw bytes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}:{}: {error}", pos.file, pos.line)]
+pub struct BadRecord {
+    pub pos: Position,
+    pub error: FieldError,
+    /// The line as read (only its first bytes for an overlong line).
+    pub raw: Vec<u8>,
+}
+
+/// What a source yields.
+#[derive(Debug)]
+pub enum Item {
+    Record(Record),
+    Bad(BadRecord),
+}
+
+/// Turns the lines of one file into records; shared by replay and watch.
+pub struct Decoder {
+    file: Arc<str>,
+    format: Format,
+    csv: Option<csv::Layout>,
+    fields: Fields,
+    default_model: Arc<str>,
+}
+
+impl Decoder {
+    pub fn new(file: Arc<str>, format: Format) -> Decoder {
+        Decoder {
+            file,
+            format,
+            csv: None,
+            fields: Fields::default(),
+            default_model: Arc::from(DEFAULT_MODEL),
+        }
+    }
+
+    pub fn file(&self) -> &Arc<str> {
+        &self.file
+    }
+
+    /// Decodes one line; `None` for blank lines and the CSV header.
+    pub fn decode(&mut self, line: Line<'_>, schema: &Schema) -> Option<Item> {
+        let (bytes, number, offset) = match line {
+            Line::Text {
+                bytes,
+                number,
+                offset,
+            } => (bytes, number, offset),
+            Line::TooLong {
+                head,
+                len,
+                number,
+                offset,
+            } => {
+                let pos = Position {
+                    file: self.file.clone(),
+                    line: number,
+                    offset,
+                };
+                let error = FieldError::TooLong {
+                    len,
+                    max: schema.max_line_bytes,
+                };
+                return Some(Item::Bad(BadRecord {
+                    pos,
+                    error,
+                    raw: head,
+                }));
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        let pos = Position {
+            file: self.file.clone(),
+            line: number,
+            offset,
+        };
+        match self.parse(bytes, schema) {
+            Ok(true) => {
+                let f = &mut self.fields;
+                Some(Item::Record(Record {
+                    time_ns: f.time.unwrap_or_default(),
+                    model: f.model.take().unwrap_or_else(|| self.default_model.clone()),
+                    version: f.version.take(),
+                    values: std::mem::take(&mut f.values),
+                    pos,
+                }))
+            }
+            Ok(false) => None,
+            Err(error) => Some(Item::Bad(BadRecord {
+                pos,
+                error,
+                raw: bytes.to_vec(),
+            })),
+        }
+    }
+
+    /// Parses into `self.fields`; `Ok(false)` for a CSV header line.
+    fn parse(&mut self, bytes: &[u8], schema: &Schema) -> Result<bool, FieldError> {
+        if std::str::from_utf8(bytes).is_err() {
+            return Err(FieldError::Utf8);
+        }
+        self.fields.reset(schema.metrics.len());
+        match self.format {
+            Format::Jsonl => jsonl::parse(bytes, schema, &mut self.fields)?,
+            Format::Csv => match &mut self.csv {
+                None => {
+                    self.csv = Some(csv::Layout::from_header(bytes, schema)?);
+                    return Ok(false);
+                }
+                Some(layout) => layout.parse(bytes, schema, &mut self.fields)?,
+            },
+        }
+        if self.fields.time.is_none() {
+            return Err(FieldError::MissingTimestamp(schema.timestamp.clone()));
+        }
+        Ok(true)
+    }
+}
+
+/// Opens a file (or stdin for `-`), decompressing gzip found by its magic
+/// bytes, and returns the reader with the format to use.
+pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<(Box<dyn Read + Send>, Format)> {
+    let raw: Box<dyn Read + Send> = if path == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(Path::new(path)).with_context(|| format!("cannot open {path}"))?)
+    };
+    let mut buffered = BufReader::with_capacity(256 * 1024, raw);
+    let head = buffered
+        .fill_buf()
+        .with_context(|| format!("cannot read {path}"))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut gz =
+            BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(buffered));
+        let head = gz
+            .fill_buf()
+            .with_context(|| format!("cannot decompress {path}"))?;
+        let format = forced
+            .or_else(|| Format::from_path(path))
+            .unwrap_or_else(|| Format::sniff(head));
+        return Ok((Box::new(gz), format));
+    }
+    let format = forced
+        .or_else(|| Format::from_path(path))
+        .unwrap_or_else(|| Format::sniff(head));
+    Ok((Box::new(buffered), format))
+}
+
+/// Per-file counters for the summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FileStats {
+    pub path: String,
+    pub bytes: u64,
+    pub records: u64,
+    pub rejected: u64,
+}
+
+/// Reads files one after the other to their ends: the source of `replay`.
+pub struct FileSource {
+    paths: Vec<String>,
+    next: usize,
+    forced: Option<Format>,
+    schema: Arc<Schema>,
+    current: Option<(LineReader<Box<dyn Read + Send>>, Decoder)>,
+    pub stats: Vec<FileStats>,
+}
+
+impl FileSource {
+    pub fn new(paths: Vec<String>, forced: Option<Format>, schema: Arc<Schema>) -> FileSource {
+        FileSource {
+            paths,
+            next: 0,
+            forced,
+            schema,
+            current: None,
+            stats: Vec::new(),
+        }
+    }
+
+    /// Bytes read so far over all files (decompressed).
+    pub fn bytes_read(&self) -> u64 {
+        self.stats.iter().map(|s| s.bytes).sum()
+    }
+
+    fn open_next(&mut self) -> anyhow::Result<bool> {
+        let Some(path) = self.paths.get(self.next).cloned() else {
+            return Ok(false);
+        };
+        self.next += 1;
+        let (reader, format) = open(&path, self.forced)?;
+        let name: Arc<str> = Arc::from(if path == "-" {
+            "<stdin>"
+        } else {
+            path.as_str()
+        });
+        let lines = LineReader::new(reader, self.schema.max_line_bytes, 0, 1);
+        self.current = Some((lines, Decoder::new(name, format)));
+        self.stats.push(FileStats {
+            path,
+            ..FileStats::default()
+        });
+        Ok(true)
+    }
+}
+
+impl Iterator for FileSource {
+    type Item = anyhow::Result<Item>;
+
+    fn next(&mut self) -> Option<anyhow::Result<Item>> {
+        loop {
+            if self.current.is_none() {
+                match self.open_next() {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            let (lines, decoder) = self.current.as_mut()?;
+            let stats = self.stats.last_mut()?;
+            match lines.next_line() {
+                Ok(Some(line)) => {
+                    let item = decoder.decode(line, &self.schema);
+                    stats.bytes = lines.offset();
+                    match item {
+                        Some(Item::Record(r)) => {
+                            stats.records += 1;
+                            return Some(Ok(Item::Record(r)));
+                        }
+                        Some(Item::Bad(b)) => {
+                            stats.rejected += 1;
+                            return Some(Ok(Item::Bad(b)));
+                        }
+                        None => {}
+                    }
+                }
+                Ok(None) => {
+                    stats.bytes = lines.offset();
+                    self.current = None;
+                }
+                Err(e) => {
+                    let err =
+                        anyhow::Error::new(e).context(format!("cannot read {}", decoder.file()));
+                    self.current = None;
+                    return Some(Err(err));
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSource")
+            .field("paths", &self.paths)
+            .field("next", &self.next)
+            .finish()
+    }
+}

@@ -1,0 +1,203 @@
+//! Event-time parsing and formatting (SPEC §2).
+//!
+//! Times are kept as UTC nanoseconds since the epoch in an `i64`, which covers
+//! the years 1677–2262 and compares and subtracts cheaply on the hot path.
+//! The common log form `YYYY-MM-DDTHH:MM:SS[.frac]Z` is parsed by hand because
+//! it is on every record; everything else goes through chrono. Numbers are
+//! epoch seconds, or milliseconds under `timestamp_unit = "ms"`. There is no
+//! day/month guessing: only year-first forms are accepted.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+
+/// How a numeric timestamp is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    S,
+    Ms,
+}
+
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// Parses a timestamp string to UTC nanoseconds, or says what was expected.
+pub fn parse_str(s: &str) -> Result<i64, String> {
+    if let Some(t) = parse_fast(s.as_bytes()) {
+        return Ok(t);
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return to_nanos(dt.with_timezone(&Utc));
+    }
+    for pattern in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(s, pattern) {
+            return to_nanos(naive.and_utc());
+        }
+    }
+    // A number written as a string is still a number of seconds (or ms).
+    Err("an RFC 3339 timestamp or \"YYYY-MM-DD HH:MM:SS\"".to_string())
+}
+
+/// Converts a numeric timestamp (epoch seconds or milliseconds) to nanoseconds.
+pub fn from_number(x: f64, unit: Unit) -> Result<i64, String> {
+    let nanos = match unit {
+        Unit::S => x * 1e9,
+        Unit::Ms => x * 1e6,
+    };
+    if !nanos.is_finite() || nanos.abs() >= 9.2e18 {
+        return Err("epoch seconds (or milliseconds) between 1677 and 2262".to_string());
+    }
+    Ok(nanos.round() as i64)
+}
+
+/// Converts an integer timestamp exactly (no float rounding for ms values).
+pub fn from_int(x: i64, unit: Unit) -> Result<i64, String> {
+    let factor = match unit {
+        Unit::S => NANOS_PER_SEC,
+        Unit::Ms => 1_000_000,
+    };
+    x.checked_mul(factor)
+        .ok_or_else(|| "epoch seconds (or milliseconds) between 1677 and 2262".to_string())
+}
+
+fn to_nanos(dt: DateTime<Utc>) -> Result<i64, String> {
+    dt.timestamp_nanos_opt()
+        .ok_or_else(|| "a time between the years 1677 and 2262".to_string())
+}
+
+/// Formats UTC nanoseconds as RFC 3339 with `Z` and only the digits needed.
+pub fn format(nanos: i64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    let mut v = 0i64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as i64;
+    }
+    Some(v)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` (or a space for `T`); `None` for anything
+/// else, including out-of-range fields, so the slow path gives the error.
+fn parse_fast(b: &[u8]) -> Option<i64> {
+    if b.len() < 20 || *b.last()? != b'Z' {
+        return None;
+    }
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    if !(1678..=2261).contains(&y) {
+        return None;
+    }
+    let rest = &b[19..b.len() - 1];
+    let frac = match rest {
+        [] => 0,
+        [b'.', f @ ..] if !f.is_empty() && f.len() <= 9 => {
+            digits(f)? * 10i64.pow(9 - f.len() as u32)
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
+    Some(secs * NANOS_PER_SEC + frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_709_251_200_104_000_000; // 2024-03-01T00:00:00.104Z
+
+    #[test]
+    fn every_listed_form_gives_the_same_instant() {
+        for s in [
+            "2024-03-01T00:00:00.104Z",
+            "2024-03-01T01:00:00.104+01:00",
+            "2024-02-29T19:00:00.104-05:00",
+            "2024-03-01 00:00:00.104",
+            "2024-03-01T00:00:00.104",
+            "2024-03-01 00:00:00.104Z",
+            "2024-03-01T00:00:00.104000000Z",
+        ] {
+            assert_eq!(parse_str(s), Ok(T0), "{s}");
+        }
+        assert_eq!(from_number(1_709_251_200.104, Unit::S), Ok(T0));
+        assert_eq!(from_int(1_709_251_200_104, Unit::Ms), Ok(T0));
+        assert_eq!(from_number(1_709_251_200_104.0, Unit::Ms), Ok(T0));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_chrono() {
+        for s in [
+            "1999-12-31T23:59:59Z",
+            "2000-02-29T12:00:00.5Z",
+            "2100-03-01T00:00:00.000001Z",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_nanos_opt()
+                .unwrap();
+            assert_eq!(parse_fast(s.as_bytes()), Some(chrono), "{s}");
+        }
+    }
+
+    #[test]
+    fn nonsense_and_day_month_forms_are_rejected() {
+        for s in [
+            "2024-13-45T25:61:00.000Z",
+            "2023-02-29T00:00:00Z",
+            "01/03/2024 00:00:00",
+            "03-01-2024",
+            "yesterday",
+            "",
+        ] {
+            assert!(parse_str(s).is_err(), "{s}");
+        }
+        assert!(from_number(f64::INFINITY, Unit::S).is_err());
+        assert!(from_int(i64::MAX / 10, Unit::S).is_err());
+    }
+
+    #[test]
+    fn formats_as_utc_with_the_digits_needed() {
+        assert_eq!(format(T0), "2024-03-01T00:00:00.104Z");
+        assert_eq!(
+            format(1_709_251_200 * NANOS_PER_SEC),
+            "2024-03-01T00:00:00Z"
+        );
+    }
+}
