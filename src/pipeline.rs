@@ -165,6 +165,15 @@ impl Pipeline {
     }
 
     fn model_index(&mut self, id: &Arc<str>) -> usize {
+        // Sources intern model ids, so a pointer comparison usually finds it.
+        if let Some(i) = self
+            .models
+            .iter()
+            .take(8)
+            .position(|m| Arc::ptr_eq(&m.id, id))
+        {
+            return i;
+        }
         if let Some(&i) = self.by_id.get(id) {
             return i;
         }

@@ -83,9 +83,8 @@ impl Layout {
                 self.reader
                     .read_record(line, &mut self.out[out_at..], &mut self.ends[n..]);
             line = &line[read..];
-            for e in &mut self.ends[n..n + ended] {
-                *e += out_at;
-            }
+            // csv-core reports field ends relative to the record's start,
+            // across calls, so they index `self.out` as they are.
             out_at += wrote;
             n += ended;
             match res {
@@ -124,7 +123,7 @@ impl Layout {
             }
             let raw = self.field(i);
             let text = std::str::from_utf8(raw)
-                .map_err(|_| FieldError::Utf8)?
+                .map_err(|e| FieldError::Utf8(e.valid_up_to()))?
                 .trim();
             if text.is_empty() {
                 continue;
@@ -178,4 +177,51 @@ fn looks_numeric(text: &str) -> bool {
 
 fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn schema() -> Schema {
+        Config::parse(
+            "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n",
+            "t.toml",
+        )
+        .unwrap()
+        .schema()
+    }
+
+    #[test]
+    fn quoted_fields_and_column_counts() {
+        let s = schema();
+        let mut layout = Layout::from_header(b"timestamp,model_id,accuracy", &s).unwrap();
+        let mut f = Fields::default();
+        f.reset(1);
+        layout
+            .parse(b"2024-03-01T00:00:00Z,\"a,b\",0.5", &s, &mut f)
+            .unwrap();
+        assert_eq!(f.values[0], 0.5);
+        assert_eq!(f.model.as_deref(), Some("a,b"));
+        f.reset(1);
+        let e = layout
+            .parse(b"2024-03-01T00:00:00Z,m", &s, &mut f)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            FieldError::Columns {
+                expected: 3,
+                found: 2
+            }
+        );
+        f.reset(1);
+        let e = layout
+            .parse(b"2024-03-01T00:00:00Z,m,n/a", &s, &mut f)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "field \"accuracy\": expected a finite number, found \"n/a\""
+        );
+    }
 }

@@ -130,8 +130,8 @@ pub enum FieldError {
     },
     #[error("field {0:?}: missing (every record needs a timestamp)")]
     MissingTimestamp(String),
-    #[error("invalid UTF-8")]
-    Utf8,
+    #[error("invalid UTF-8 at byte {0} of the line")]
+    Utf8(usize),
     #[error("line of {len} bytes is longer than max_line_bytes ({max})")]
     TooLong { len: u64, max: usize },
     #[error("bad CSV header: {0}")]
@@ -249,12 +249,16 @@ impl Decoder {
 
     /// Parses into `self.fields`; `Ok(false)` for a CSV header line.
     fn parse(&mut self, bytes: &[u8], schema: &Schema) -> Result<bool, FieldError> {
-        if std::str::from_utf8(bytes).is_err() {
-            return Err(FieldError::Utf8);
-        }
+        // simdutf8 validates ASCII-heavy lines several times faster than std.
+        let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
+            let at = std::str::from_utf8(bytes)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            return Err(FieldError::Utf8(at));
+        };
         self.fields.reset(schema.metrics.len());
         match self.format {
-            Format::Jsonl => jsonl::parse(bytes, schema, &mut self.fields)?,
+            Format::Jsonl => jsonl::parse(text, schema, &mut self.fields)?,
             Format::Csv => match &mut self.csv {
                 None => {
                     self.csv = Some(csv::Layout::from_header(bytes, schema)?);
