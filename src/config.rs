@@ -378,7 +378,7 @@ mod tests {
         );
         assert_eq!(
             err(&format!("{MINIMAL}params = {{ windw = 10 }}\n")),
-            "mmon.toml: monitor[0].params.windw: unknown parameter; expected one of threshold, window"
+            "mmon.toml: monitor[0].params.windw: unknown key; expected one of threshold, window"
         );
         assert!(
             err(&format!("{MINIMAL}colour = 1\n"))

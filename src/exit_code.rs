@@ -107,18 +107,21 @@ impl From<ExitCode> for std::process::ExitCode {
 ///
 /// Commands wrap their errors in a `Failure` where the code is not the
 /// default for errors (3, input), e.g. `Failure::new(ExitCode::Usage, e)`.
+///
+/// The wrapped error is rendered whole (with its causes) by `Display` and is
+/// deliberately not exposed as `source()`, so `{:#}` prints it once.
 #[derive(Debug, thiserror::Error)]
-#[error("{source:#}")]
+#[error("{error:#}")]
 pub struct Failure {
     pub code: ExitCode,
-    pub source: anyhow::Error,
+    pub error: anyhow::Error,
 }
 
 impl Failure {
-    pub fn new(code: ExitCode, source: impl Into<anyhow::Error>) -> Failure {
+    pub fn new(code: ExitCode, error: impl Into<anyhow::Error>) -> Failure {
         Failure {
             code,
-            source: source.into(),
+            error: error.into(),
         }
     }
 }
@@ -163,7 +166,7 @@ mod tests {
             .context("loading mmon.toml");
         assert_eq!(code_of(&err), ExitCode::Usage);
         assert_eq!(code_of(&anyhow::anyhow!("no such file")), ExitCode::Input);
-        assert!(format!("{err:#}").contains("bad key"));
+        assert_eq!(format!("{err:#}"), "loading mmon.toml: bad key");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::detect::{Detector, DetectorConfig, Direction, Outcome};
 use crate::record::Record;
-use crate::window::{DetectorInfo, EndReason, Event, EventKind, Point, Severity, Window};
+use crate::window::{DetectorInfo, EndReason, Event, EventKind, Point, Severity, Subject, Window};
 
 /// How many recent positions each stream remembers for resolving a change
 /// start; a start further back keeps its exact index but no file or line.
@@ -242,15 +242,15 @@ impl Pipeline {
         let state = &mut model.monitors[k];
         let outcome = state.detector.update(x, time_ns);
 
-        if let Some(open) = &mut state.open {
-            if index - open.end.index > self.merge_gap {
-                open.close(EndReason::Quiet);
-                let window = state.open.take().map(|w| Event {
-                    kind: EventKind::Closed,
-                    window: w,
-                });
-                events.extend(window);
-            }
+        if let Some(open) = &mut state.open
+            && index - open.end.index > self.merge_gap
+        {
+            open.close(EndReason::Quiet);
+            let window = state.open.take().map(|w| Event {
+                kind: EventKind::Closed,
+                window: w,
+            });
+            events.extend(window);
         }
         let (severity, change) = match outcome {
             Outcome::None => return,
@@ -271,17 +271,14 @@ impl Pipeline {
             }
             None => {
                 let start = stream.point(index.saturating_sub(change.lookback));
-                let key = (&model.id, model.version.as_ref(), &spec.metric);
-                let window = Window::open(
-                    self.next_window,
-                    key,
-                    &spec.info,
-                    spec.direction,
-                    severity,
-                    start,
-                    at,
-                    &change,
-                );
+                let subject = Subject {
+                    model_id: &model.id,
+                    model_version: model.version.as_ref(),
+                    metric: &spec.metric,
+                    detector: &spec.info,
+                    direction: spec.direction,
+                };
+                let window = Window::open(self.next_window, subject, severity, start, at, &change);
                 self.next_window += 1;
                 match severity {
                     Severity::Warning => self.counts.windows_warning += 1,

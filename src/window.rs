@@ -51,6 +51,16 @@ pub struct DetectorInfo {
     pub params: serde_json::Value,
 }
 
+/// What a window is about: the stream and the monitor watching it.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub model_id: &'a Arc<str>,
+    pub model_version: Option<&'a Arc<str>>,
+    pub metric: &'a Arc<str>,
+    pub detector: &'a Arc<DetectorInfo>,
+    pub direction: Direction,
+}
+
 /// One drift or warning window, in the field order of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
@@ -82,20 +92,18 @@ impl Window {
     /// A window opened by its first detection.
     pub fn open(
         id: u64,
-        key: (&Arc<str>, Option<&Arc<str>>, &Arc<str>),
-        detector: &Arc<DetectorInfo>,
-        direction: Direction,
+        subject: Subject<'_>,
         severity: Severity,
         start: Point,
         at: Point,
         change: &Change,
     ) -> Window {
         let mut w = Window {
-            model_id: key.0.clone(),
-            model_version: key.1.cloned(),
-            metric: key.2.clone(),
-            detector: detector.clone(),
-            direction,
+            model_id: subject.model_id.clone(),
+            model_version: subject.model_version.cloned(),
+            metric: subject.metric.clone(),
+            detector: subject.detector.clone(),
+            direction: subject.direction,
             severity,
             start,
             detected: at.clone(),
@@ -239,16 +247,14 @@ mod tests {
             before: 0.9,
             after: 0.8,
         };
-        Window::open(
-            0,
-            (&m, None, &metric),
-            &info,
-            Direction::Decrease,
-            severity,
-            point(5),
-            point(10),
-            &change,
-        )
+        let subject = Subject {
+            model_id: &m,
+            model_version: None,
+            metric: &metric,
+            detector: &info,
+            direction: Direction::Decrease,
+        };
+        Window::open(0, subject, severity, point(5), point(10), &change)
     }
 
     #[test]

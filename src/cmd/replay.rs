@@ -69,7 +69,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             Item::Bad(bad) => rejects.add(&bad)?,
         }
         seen += 1;
-        if seen % PROGRESS_EVERY == 0 {
+        if seen.is_multiple_of(PROGRESS_EVERY) {
             progress.update(source.bytes_read(), seen, started.elapsed().as_secs_f64());
         }
     }

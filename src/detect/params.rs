@@ -166,7 +166,7 @@ impl Params {
                 } else {
                     format!("expected one of {}", names.join(", "))
                 };
-                return Err(self.error(key, format!("unknown parameter; {list}")));
+                return Err(self.error(key, format!("unknown key; {list}")));
             }
         }
         Ok(())

@@ -101,14 +101,11 @@ impl Fields {
         if !x.is_finite() {
             return Err(FieldError::bad(name, "a finite number", x.to_string()));
         }
-        if let Some((lo, hi)) = schema.ranges[slot] {
-            if !(lo..=hi).contains(&x) {
-                return Err(FieldError::bad(
-                    name,
-                    format!("a number in [{lo}, {hi}]"),
-                    x.to_string(),
-                ));
-            }
+        if let Some((lo, hi)) = schema.ranges[slot]
+            && !(lo..=hi).contains(&x)
+        {
+            let expected = format!("a number in [{lo}, {hi}]");
+            return Err(FieldError::bad(name, expected, x.to_string()));
         }
         self.values[slot] = x;
         Ok(())
