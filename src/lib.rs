@@ -6,3 +6,6 @@
 
 pub mod detect;
 pub mod exit_code;
+pub mod cmd;
+pub mod registry;
+pub mod retrain;
