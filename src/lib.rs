@@ -4,8 +4,8 @@
 //! the detectors of its streams, windows turn detections into drift windows,
 //! and reporters render them. `cmd` holds one module per subcommand.
 
+pub mod cmd;
 pub mod detect;
 pub mod exit_code;
-pub mod cmd;
 pub mod registry;
 pub mod retrain;

@@ -8,12 +8,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use semver::Version;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::exit_code::{ExitCode, Failure};
-use crate::registry::{lock, version, LockState, Manifest, ModelDir, Registry, RegistryError, VerifyReport};
+use crate::registry::{
+    LockState, Manifest, ModelDir, Registry, RegistryError, VerifyReport, lock, version,
+};
 
 /// `mmon registry ...`
 #[derive(Debug, clap::Args)]
@@ -85,8 +87,16 @@ pub fn run(args: &RegistryArgs, default_registry: &Path, out: &mut dyn Write) ->
         RegistryCommand::List => list(&reg, json, out),
         RegistryCommand::Show { target } => show(&reg, target, json, out),
         RegistryCommand::Verify { model } => verify(&reg, model.as_deref(), json, out),
-        RegistryCommand::Promote { model, version, alias } => promote(&reg, model, version, alias, json, out),
-        RegistryCommand::Gc { keep, dry_run, model } => gc(&reg, *keep, *dry_run, model.as_deref(), json, out),
+        RegistryCommand::Promote {
+            model,
+            version,
+            alias,
+        } => promote(&reg, model, version, alias, json, out),
+        RegistryCommand::Gc {
+            keep,
+            dry_run,
+            model,
+        } => gc(&reg, *keep, *dry_run, model.as_deref(), json, out),
         RegistryCommand::Unlock { model, force } => unlock(&reg, model, *force, json, out),
     }
 }
@@ -95,7 +105,9 @@ pub fn run(args: &RegistryArgs, default_registry: &Path, out: &mut dyn Write) ->
 /// cannot be read, written or locked is 4; anything else keeps its default.
 fn classify(e: RegistryError) -> anyhow::Error {
     match e {
-        RegistryError::Io { .. } | RegistryError::Lock(_) => Failure::new(ExitCode::Training, e).into(),
+        RegistryError::Io { .. } | RegistryError::Lock(_) => {
+            Failure::new(ExitCode::Training, e).into()
+        }
         other => other.into(),
     }
 }
@@ -179,13 +191,22 @@ fn list(reg: &Registry, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
         .map(|m| {
             let aliases = m["aliases"]
                 .as_object()
-                .map(|a| a.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" "))
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
             vec![
                 m["model_id"].as_str().unwrap_or("").to_string(),
                 m["versions"].as_array().map_or(0, Vec::len).to_string(),
                 m["latest"].as_str().unwrap_or("-").to_string(),
-                if aliases.is_empty() { "-".into() } else { aliases },
+                if aliases.is_empty() {
+                    "-".into()
+                } else {
+                    aliases
+                },
             ]
         })
         .collect();
@@ -201,13 +222,19 @@ fn resolve(reg: &Registry, target: &str) -> Result<(ModelDir, Version)> {
     };
     let m = existing_model(reg, id)?;
     let v = match which {
-        None => m.latest().map_err(classify)?.ok_or_else(|| anyhow!("model {id:?} has no published version"))?,
+        None => m
+            .latest()
+            .map_err(classify)?
+            .ok_or_else(|| anyhow!("model {id:?} has no published version"))?,
         Some(w) => match version::parse_loose(w) {
             Some(v) => v,
             None => {
                 let aliases = m.aliases().map_err(classify)?;
-                let named = aliases.get(w).ok_or_else(|| anyhow!("{id:?} has no version or alias {w:?}"))?;
-                version::parse_folder(named).ok_or_else(|| anyhow!("alias {w:?} names {named:?}, not a version"))?
+                let named = aliases
+                    .get(w)
+                    .ok_or_else(|| anyhow!("{id:?} has no version or alias {w:?}"))?;
+                version::parse_folder(named)
+                    .ok_or_else(|| anyhow!("alias {w:?} names {named:?}, not a version"))?
             }
         },
     };
@@ -224,7 +251,13 @@ fn show(reg: &Registry, target: &str, json: bool, out: &mut dyn Write) -> Result
     if json {
         return write_json(out, &serde_json::to_value(&manifest)?);
     }
-    let aliases: Vec<String> = m.aliases().unwrap_or_default().into_iter().filter(|(_, t)| *t == manifest.version).map(|(a, _)| a).collect();
+    let aliases: Vec<String> = m
+        .aliases()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, t)| *t == manifest.version)
+        .map(|(a, _)| a)
+        .collect();
     let selected = match (&manifest.selected.metric, manifest.selected.value) {
         (Some(metric), Some(value)) => format!(
             "trial {}: {metric} = {value} ({})",
@@ -237,13 +270,29 @@ fn show(reg: &Registry, target: &str, json: bool, out: &mut dyn Write) -> Result
     let fields = [
         ("model", manifest.model_id.clone()),
         ("version", manifest.version.clone()),
-        ("parent", manifest.parent.clone().unwrap_or_else(|| "-".into())),
-        ("base version", manifest.base_version.clone().unwrap_or_else(|| "-".into())),
-        ("aliases", if aliases.is_empty() { "-".into() } else { aliases.join(" ") }),
+        (
+            "parent",
+            manifest.parent.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "base version",
+            manifest.base_version.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "aliases",
+            if aliases.is_empty() {
+                "-".into()
+            } else {
+                aliases.join(" ")
+            },
+        ),
         ("run", manifest.run_id.clone()),
         ("created", manifest.created_at.clone()),
         ("selected", selected),
-        ("trials", format!("{} ({failed} failed)", manifest.trials.len())),
+        (
+            "trials",
+            format!("{} ({failed} failed)", manifest.trials.len()),
+        ),
         ("params", manifest.params.to_string()),
         ("command", manifest.command.join(" ")),
         ("duration", format!("{:.1}s", manifest.duration_s)),
@@ -253,7 +302,11 @@ fn show(reg: &Registry, target: &str, json: bool, out: &mut dyn Write) -> Result
         writeln!(out, "{k:<13} {val}")?;
     }
     writeln!(out)?;
-    let rows: Vec<Vec<String>> = manifest.files.iter().map(|f| vec![f.path.clone(), f.bytes.to_string(), f.sha256.clone()]).collect();
+    let rows: Vec<Vec<String>> = manifest
+        .files
+        .iter()
+        .map(|f| vec![f.path.clone(), f.bytes.to_string(), f.sha256.clone()])
+        .collect();
     table(out, &["FILE", "BYTES", "SHA256"], &rows)?;
     Ok(ExitCode::Success)
 }
@@ -263,7 +316,11 @@ fn verify(reg: &Registry, only: Option<&str>, json: bool, out: &mut dyn Write) -
     for m in models(reg, only)? {
         m.verify(&mut report).map_err(classify)?;
     }
-    let code = if report.is_clean() { ExitCode::Success } else { ExitCode::Training };
+    let code = if report.is_clean() {
+        ExitCode::Success
+    } else {
+        ExitCode::Training
+    };
     if json {
         let mut v = serde_json::to_value(&report)?;
         v["ok"] = json!(report.is_clean());
@@ -284,17 +341,36 @@ fn verify(reg: &Registry, only: Option<&str>, json: bool, out: &mut dyn Write) -
                 ]
             })
             .collect();
-        table(out, &["MODEL", "VERSION", "FINDING", "PATH", "DETAIL"], &rows)?;
+        table(
+            out,
+            &["MODEL", "VERSION", "FINDING", "PATH", "DETAIL"],
+            &rows,
+        )?;
     }
     for note in &report.notes {
         writeln!(out, "note: {note}")?;
     }
-    let verdict = if report.is_clean() { "ok".to_string() } else { format!("{} finding(s)", report.findings.len()) };
-    writeln!(out, "verified {} model(s), {} version(s), {} file(s): {verdict}", report.models, report.versions, report.files)?;
+    let verdict = if report.is_clean() {
+        "ok".to_string()
+    } else {
+        format!("{} finding(s)", report.findings.len())
+    };
+    writeln!(
+        out,
+        "verified {} model(s), {} version(s), {} file(s): {verdict}",
+        report.models, report.versions, report.files
+    )?;
     Ok(code)
 }
 
-fn promote(reg: &Registry, model: &str, version: &str, alias: &str, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
+fn promote(
+    reg: &Registry,
+    model: &str,
+    version: &str,
+    alias: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
     if !crate::registry::is_alias_name(alias) {
         return Err(Failure::new(
             ExitCode::Usage,
@@ -309,7 +385,10 @@ fn promote(reg: &Registry, model: &str, version: &str, alias: &str, json: bool, 
     }
     let previous = m.promote(&v, alias, chrono::Utc::now()).map_err(classify)?;
     if json {
-        return write_json(out, &json!({ "model_id": model, "alias": alias, "version": v.to_string(), "previous": previous }));
+        return write_json(
+            out,
+            &json!({ "model_id": model, "alias": alias, "version": v.to_string(), "previous": previous }),
+        );
     }
     match previous {
         Some(p) if p != v.to_string() => writeln!(out, "{model} {alias} -> {v} (was {p})")?,
@@ -318,7 +397,14 @@ fn promote(reg: &Registry, model: &str, version: &str, alias: &str, json: bool, 
     Ok(ExitCode::Success)
 }
 
-fn gc(reg: &Registry, keep: usize, dry_run: bool, only: Option<&str>, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
+fn gc(
+    reg: &Registry,
+    keep: usize,
+    dry_run: bool,
+    only: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
     let now = chrono::Utc::now();
     let mut reports = Vec::new();
     for m in models(reg, only)? {
@@ -329,8 +415,17 @@ fn gc(reg: &Registry, keep: usize, dry_run: bool, only: Option<&str>, json: bool
     }
     let verb = if dry_run { "would remove" } else { "removed" };
     for r in &reports {
-        let removed = if r.removed.is_empty() { "nothing".to_string() } else { r.removed.join(" ") };
-        writeln!(out, "{}: {verb} {removed}; kept {}", r.model_id, r.kept.join(" "))?;
+        let removed = if r.removed.is_empty() {
+            "nothing".to_string()
+        } else {
+            r.removed.join(" ")
+        };
+        writeln!(
+            out,
+            "{}: {verb} {removed}; kept {}",
+            r.model_id,
+            r.kept.join(" ")
+        )?;
         for d in &r.debris {
             writeln!(out, "{}: {verb} debris {}", r.model_id, d.display())?;
         }
@@ -341,11 +436,20 @@ fn gc(reg: &Registry, keep: usize, dry_run: bool, only: Option<&str>, json: bool
     Ok(ExitCode::Success)
 }
 
-fn unlock(reg: &Registry, model: &str, force: bool, json: bool, out: &mut dyn Write) -> Result<ExitCode> {
+fn unlock(
+    reg: &Registry,
+    model: &str,
+    force: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
     let m = existing_model(reg, model)?;
     let mut results = Vec::new();
     for path in [m.train_lock_path(), m.lock_path()] {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let state = lock::probe(&path).with_context(|| format!("checking {}", path.display()))?;
         let (status, holder) = match state {
             LockState::Absent | LockState::Free => ("not locked", None),
@@ -359,7 +463,10 @@ fn unlock(reg: &Registry, model: &str, force: bool, json: bool, out: &mut dyn Wr
                 let who = holder.map_or("another process".to_string(), |h| h.to_string());
                 return Err(Failure::new(
                     ExitCode::Usage,
-                    anyhow!("{} is held by {who}; pass --force to break it (the holder keeps running)", path.display()),
+                    anyhow!(
+                        "{} is held by {who}; pass --force to break it (the holder keeps running)",
+                        path.display()
+                    ),
                 )
                 .into());
             }
@@ -370,8 +477,20 @@ fn unlock(reg: &Registry, model: &str, force: bool, json: bool, out: &mut dyn Wr
         return write_json(out, &json!({ "model_id": model, "locks": results }));
     }
     for r in &results {
-        let holder = r["holder"].as_object().map(|_| format!(" (held by pid {} on {})", r["holder"]["pid"], r["holder"]["host"].as_str().unwrap_or("?")));
-        writeln!(out, "{model}: {}: {}{}", r["lock"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), holder.unwrap_or_default())?;
+        let holder = r["holder"].as_object().map(|_| {
+            format!(
+                " (held by pid {} on {})",
+                r["holder"]["pid"],
+                r["holder"]["host"].as_str().unwrap_or("?")
+            )
+        });
+        writeln!(
+            out,
+            "{model}: {}: {}{}",
+            r["lock"].as_str().unwrap_or(""),
+            r["status"].as_str().unwrap_or(""),
+            holder.unwrap_or_default()
+        )?;
     }
     Ok(ExitCode::Success)
 }

@@ -46,14 +46,21 @@ pub enum Event {
         reason: String,
     },
     /// An alias was pointed at a version.
-    Promoted { alias: String, version: String, previous: Option<String> },
+    Promoted {
+        alias: String,
+        version: String,
+        previous: Option<String>,
+    },
     /// gc removed a version.
     Removed { version: String },
 }
 
 /// Appends one event.
 pub fn append(path: &Path, line: &EventLine) -> io::Result<()> {
-    durable::append_line(path, &serde_json::to_string(line).expect("event serialises"))
+    durable::append_line(
+        path,
+        &serde_json::to_string(line).expect("event serialises"),
+    )
 }
 
 /// Every readable event, in file order; a missing file has none.
@@ -63,7 +70,10 @@ pub fn read(path: &Path) -> io::Result<Vec<EventLine>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }
 
 /// When the last retrain started, for cooldown: the latest `trigger_time`
@@ -107,9 +117,15 @@ mod tests {
             },
         };
         append(&path, &line).unwrap();
-        fs::write(&path, format!("{}{{\"at\":", fs::read_to_string(&path).unwrap())).unwrap();
+        fs::write(
+            &path,
+            format!("{}{{\"at\":", fs::read_to_string(&path).unwrap()),
+        )
+        .unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("{\"at\":\"2024-05-01T12:00:00Z\",\"model_id\":\"m\",\"event\":\"failed\""));
+        assert!(text.starts_with(
+            "{\"at\":\"2024-05-01T12:00:00Z\",\"model_id\":\"m\",\"event\":\"failed\""
+        ));
         assert_eq!(read(&path).unwrap(), vec![line.clone()]);
         let (event, wall) = last_retrain(&[line]);
         assert_eq!(event, Some(t("2024-04-01T00:00:00Z")));

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use semver::Version;
 use serde::Serialize;
 
-use super::{durable, Event, ModelDir, RegistryError, ShortLock};
+use super::{Event, ModelDir, RegistryError, ShortLock, durable};
 
 /// What gc did (or, with `dry_run`, would do) to one model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -28,13 +28,24 @@ pub struct GcReport {
 
 impl ModelDir {
     /// Keeps the `keep` newest versions plus the newest and aliased ones.
-    pub fn gc(&self, keep: usize, dry_run: bool, now: DateTime<Utc>) -> Result<GcReport, RegistryError> {
+    pub fn gc(
+        &self,
+        keep: usize,
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Result<GcReport, RegistryError> {
         let versions = self.versions()?;
-        let aliased: BTreeSet<Version> =
-            self.aliases()?.values().filter_map(|v| super::version::parse_folder(v)).collect();
+        let aliased: BTreeSet<Version> = self
+            .aliases()?
+            .values()
+            .filter_map(|v| super::version::parse_folder(v))
+            .collect();
         let newest = versions.last().cloned();
         let cut = versions.len().saturating_sub(keep);
-        let mut report = GcReport { model_id: self.id().to_string(), ..GcReport::default() };
+        let mut report = GcReport {
+            model_id: self.id().to_string(),
+            ..GcReport::default()
+        };
         let mut remove = Vec::new();
         for (i, v) in versions.iter().enumerate() {
             if i >= cut || Some(v) == newest.as_ref() || aliased.contains(v) {
@@ -43,12 +54,17 @@ impl ModelDir {
                 remove.push(v.clone());
             }
         }
-        let train_lock = if dry_run { None } else { self.try_train_lock("gc").ok() };
+        let train_lock = if dry_run {
+            None
+        } else {
+            self.try_train_lock("gc").ok()
+        };
         let busy = !dry_run && train_lock.is_none();
         report.debris = self.debris();
         if busy {
             report.debris.retain(|p| !p.starts_with(self.staging_dir()));
-            report.note = Some("a retrain holds .train.lock; its staging folders were left alone".into());
+            report.note =
+                Some("a retrain holds .train.lock; its staging folders were left alone".into());
         }
         report.removed = remove.iter().map(ToString::to_string).collect();
         if dry_run {
@@ -61,9 +77,16 @@ impl ModelDir {
             {
                 let _lock = ShortLock::acquire(&self.lock_path())?;
                 let from = self.version_dir(v);
-                std::fs::rename(&from, &dest).map_err(RegistryError::io("cannot move to .trash", &from))?;
-                durable::sync_dir(self.dir()).map_err(RegistryError::io("cannot fsync", self.dir()))?;
-                self.append_event(now, Event::Removed { version: v.to_string() })?;
+                std::fs::rename(&from, &dest)
+                    .map_err(RegistryError::io("cannot move to .trash", &from))?;
+                durable::sync_dir(self.dir())
+                    .map_err(RegistryError::io("cannot fsync", self.dir()))?;
+                self.append_event(
+                    now,
+                    Event::Removed {
+                        version: v.to_string(),
+                    },
+                )?;
             }
             durable::remove_any(&dest).map_err(RegistryError::io("cannot remove", &dest))?;
         }

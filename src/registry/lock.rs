@@ -45,7 +45,11 @@ impl Holder {
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {} on {} since {}", self.pid, self.host, self.started_at)?;
+        write!(
+            f,
+            "pid {} on {} since {}",
+            self.pid, self.host, self.started_at
+        )?;
         if let Some(run) = &self.run_id {
             write!(f, " (run {run})")?;
         }
@@ -57,7 +61,10 @@ impl fmt::Display for Holder {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("{} is held by {}", path.display(), holder.as_ref().map_or("another process".to_string(), Holder::to_string))]
-    Held { path: PathBuf, holder: Option<Holder> },
+    Held {
+        path: PathBuf,
+        holder: Option<Holder>,
+    },
     #[error("cannot lock {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
@@ -71,16 +78,23 @@ pub struct TrainLock {
 impl TrainLock {
     /// Takes the lock without waiting and records this process as holder.
     pub fn try_acquire(path: &Path, run_id: &str) -> Result<TrainLock, LockError> {
-        let io_err = |source| LockError::Io { path: path.to_path_buf(), source };
+        let io_err = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = open(path).map_err(io_err)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held { path: path.to_path_buf(), holder: read_holder(&mut file) });
+                return Err(LockError::Held {
+                    path: path.to_path_buf(),
+                    holder: read_holder(&mut file),
+                });
             }
             Err(TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        let holder = serde_json::to_string(&Holder::current(Some(run_id))).expect("holder serialises");
+        let holder =
+            serde_json::to_string(&Holder::current(Some(run_id))).expect("holder serialises");
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;
         file.write_all(holder.as_bytes()).map_err(io_err)?;
@@ -136,7 +150,10 @@ impl ShortLock {
 
     /// Waits up to [`ShortLock::WAIT`] for the lock.
     pub fn acquire(path: &Path) -> Result<ShortLock, LockError> {
-        let io_err = |source| LockError::Io { path: path.to_path_buf(), source };
+        let io_err = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = open(path).map_err(io_err)?;
         let start = Instant::now();
         loop {
@@ -146,7 +163,10 @@ impl ShortLock {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    return Err(LockError::Held { path: path.to_path_buf(), holder: None });
+                    return Err(LockError::Held {
+                        path: path.to_path_buf(),
+                        holder: None,
+                    });
                 }
                 Err(TryLockError::Error(e)) => return Err(io_err(e)),
             }
@@ -155,7 +175,12 @@ impl ShortLock {
 }
 
 fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 fn read_holder(file: &mut File) -> Option<Holder> {
@@ -175,7 +200,9 @@ mod tests {
         let path = dir.path().join(".train.lock");
         let first = TrainLock::try_acquire(&path, "run-1").unwrap();
         match TrainLock::try_acquire(&path, "run-2") {
-            Err(LockError::Held { holder: Some(h), .. }) => {
+            Err(LockError::Held {
+                holder: Some(h), ..
+            }) => {
                 assert_eq!(h.pid, std::process::id());
                 assert_eq!(h.run_id.as_deref(), Some("run-1"));
             }

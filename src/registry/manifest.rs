@@ -97,7 +97,8 @@ impl Manifest {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ManifestError::Missing),
             Err(e) => return Err(e.into()),
         };
-        let value: Value = serde_json::from_str(&text).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| ManifestError::Invalid(e.to_string()))?;
         match value.get("schema").and_then(Value::as_str) {
             Some(SCHEMA) => {}
             Some(other) => return Err(ManifestError::Invalid(format!("unknown schema {other:?}"))),
@@ -143,7 +144,10 @@ fn walk_into(dir: &Path, prefix: &str, out: &mut Vec<DiskEntry>) -> io::Result<(
         if ty.is_dir() {
             walk_into(&entry.path(), &format!("{rel}/"), out)?;
         } else {
-            out.push(DiskEntry { path: rel, regular: ty.is_file() && utf8 });
+            out.push(DiskEntry {
+                path: rel,
+                regular: ty.is_file() && utf8,
+            });
         }
     }
     Ok(())
@@ -161,7 +165,11 @@ pub fn hash_tree(dir: &Path) -> io::Result<Vec<FileEntry>> {
             )));
         }
         let (bytes, sha256) = hash_file(&dir.join(&entry.path))?;
-        files.push(FileEntry { path: entry.path, bytes, sha256 });
+        files.push(FileEntry {
+            path: entry.path,
+            bytes,
+            sha256,
+        });
     }
     Ok(files)
 }
@@ -218,7 +226,10 @@ mod tests {
         fs::write(dir.path().join("a"), b"abc").unwrap();
         let (n, h) = hash_file(&dir.path().join("a")).unwrap();
         assert_eq!(n, 3);
-        assert_eq!(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

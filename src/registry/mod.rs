@@ -51,13 +51,20 @@ pub enum RegistryError {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
 
 impl RegistryError {
-    pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RegistryError + use<> {
+    pub(crate) fn io(
+        what: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(io::Error) -> RegistryError + use<> {
         let path = path.to_path_buf();
         move |source| RegistryError::Io { what, path, source }
     }
@@ -81,13 +88,17 @@ impl Registry {
     /// The folder of a model (which need not exist yet).
     pub fn model(&self, id: &str) -> Result<ModelDir, RegistryError> {
         let folder = name::encode(id).ok_or(RegistryError::EmptyModelId)?;
-        Ok(ModelDir { id: id.to_string(), dir: self.root.join(folder) })
+        Ok(ModelDir {
+            id: id.to_string(),
+            dir: self.root.join(folder),
+        })
     }
 
     /// Every model folder, sorted by model id. Hidden entries, files and
     /// folders whose names are not model-id encodings are not models.
     pub fn models(&self) -> Result<Vec<ModelDir>, RegistryError> {
-        let entries = fs::read_dir(&self.root).map_err(RegistryError::io("cannot read registry", &self.root))?;
+        let entries = fs::read_dir(&self.root)
+            .map_err(RegistryError::io("cannot read registry", &self.root))?;
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(RegistryError::io("cannot read registry", &self.root))?;
@@ -95,7 +106,10 @@ impl Registry {
                 continue;
             }
             if let Some(id) = entry.file_name().to_str().and_then(name::decode) {
-                out.push(ModelDir { id, dir: entry.path() });
+                out.push(ModelDir {
+                    id,
+                    dir: entry.path(),
+                });
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -247,28 +261,42 @@ impl ModelDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(RegistryError::io("cannot read", &path)(e)),
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                RegistryError::Invalid(format!("{}: expected an object of alias → version: {e}", path.display()))
+                RegistryError::Invalid(format!(
+                    "{}: expected an object of alias → version: {e}",
+                    path.display()
+                ))
             }),
         }
     }
 
     /// Points `alias` at a published `version`; returns what it pointed at.
-    pub fn promote(&self, version: &Version, alias: &str, at: DateTime<Utc>) -> Result<Option<String>, RegistryError> {
+    pub fn promote(
+        &self,
+        version: &Version,
+        alias: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, RegistryError> {
         if !is_alias_name(alias) {
             return Err(RegistryError::Invalid(format!(
                 "alias {alias:?} must be a name of letters, digits, '.', '_' or '-' that is not a version"
             )));
         }
         let _lock = ShortLock::acquire(&self.lock_path())?;
-        Manifest::read(&self.version_dir(version))
-            .map_err(|e| RegistryError::Invalid(format!("{} {version} cannot be promoted: {e}", self.id)))?;
+        Manifest::read(&self.version_dir(version)).map_err(|e| {
+            RegistryError::Invalid(format!("{} {version} cannot be promoted: {e}", self.id))
+        })?;
         let mut aliases = self.aliases()?;
         let previous = aliases.insert(alias.to_string(), version.to_string());
         let path = self.aliases_path();
         let mut text = serde_json::to_string_pretty(&aliases).expect("aliases serialise");
         text.push('\n');
-        durable::write_atomic(&path, text.as_bytes()).map_err(RegistryError::io("cannot write", &path))?;
-        let event = Event::Promoted { alias: alias.to_string(), version: version.to_string(), previous: previous.clone() };
+        durable::write_atomic(&path, text.as_bytes())
+            .map_err(RegistryError::io("cannot write", &path))?;
+        let event = Event::Promoted {
+            alias: alias.to_string(),
+            version: version.to_string(),
+            previous: previous.clone(),
+        };
         self.append_event(at, event)?;
         Ok(previous)
     }
@@ -282,7 +310,11 @@ impl ModelDir {
     /// Appends one event to `events.jsonl`.
     pub fn append_event(&self, at: DateTime<Utc>, event: Event) -> Result<(), RegistryError> {
         let path = self.events_path();
-        let line = EventLine { at, model_id: self.id.clone(), event };
+        let line = EventLine {
+            at,
+            model_id: self.id.clone(),
+            event,
+        };
         events::append(&path, &line).map_err(RegistryError::io("cannot append to", &path))
     }
 
@@ -305,7 +337,11 @@ impl ModelDir {
             out.extend(
                 entries
                     .flatten()
-                    .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with('.') && n.contains(".tmp-")))
+                    .filter(|e| {
+                        e.file_name()
+                            .to_str()
+                            .is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"))
+                    })
                     .map(|e| e.path()),
             );
         }

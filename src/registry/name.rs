@@ -11,7 +11,9 @@
 pub fn is_safe(id: &str) -> bool {
     !id.is_empty()
         && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The folder name of a model id; `None` for the empty id, which has none.
@@ -49,7 +51,10 @@ pub fn decode(name: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = name.get(i + 1..i + 3)?;
-            if !hex.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)) {
+            if !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+            {
                 return None;
             }
             out.push(u8::from_str_radix(hex, 16).ok()?);

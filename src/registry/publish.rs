@@ -20,7 +20,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use semver::Version;
 
-use super::{durable, manifest, Event, Manifest, ModelDir, RegistryError, ShortLock};
+use super::{Event, Manifest, ModelDir, RegistryError, ShortLock, durable, manifest};
 
 /// A point in the publish protocol, for [`PublishHook`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +64,17 @@ impl ModelDir {
         hook: &mut dyn FnMut(PublishStep) -> io::Result<()>,
     ) -> Result<Manifest, RegistryError> {
         let stopped = |step: PublishStep| {
-            move |e: io::Error| RegistryError::Invalid(format!("publication stopped before step {step:?}: {e}"))
+            move |e: io::Error| {
+                RegistryError::Invalid(format!("publication stopped before step {step:?}: {e}"))
+            }
         };
         hook(PublishStep::Staged).map_err(stopped(PublishStep::Staged))?;
-        manifest.files = manifest::hash_tree(staging).map_err(RegistryError::io("cannot hash", staging))?;
+        manifest.files =
+            manifest::hash_tree(staging).map_err(RegistryError::io("cannot hash", staging))?;
         manifest.tree_sha256 = manifest::tree_sha256(&manifest.files);
-        manifest.write(staging).map_err(RegistryError::io("cannot write manifest into", staging))?;
+        manifest
+            .write(staging)
+            .map_err(RegistryError::io("cannot write manifest into", staging))?;
         durable::sync_tree(staging).map_err(RegistryError::io("cannot fsync", staging))?;
         hook(PublishStep::ManifestWritten).map_err(stopped(PublishStep::ManifestWritten))?;
 
@@ -77,8 +82,13 @@ impl ModelDir {
         hook(PublishStep::Locked).map_err(stopped(PublishStep::Locked))?;
         let target = self.version_dir(version);
         rename_no_replace(staging, &target).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(nix::libc::ENOTEMPTY) {
-                RegistryError::Invalid(format!("{} {version} already exists; not replacing it", self.id))
+            if e.kind() == io::ErrorKind::AlreadyExists
+                || e.raw_os_error() == Some(nix::libc::ENOTEMPTY)
+            {
+                RegistryError::Invalid(format!(
+                    "{} {version} already exists; not replacing it",
+                    self.id
+                ))
             } else {
                 RegistryError::io("cannot rename into place", &target)(e)
             }
@@ -101,7 +111,7 @@ impl ModelDir {
 /// systems without it.
 fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     use nix::errno::Errno;
-    use nix::fcntl::{renameat2, RenameFlags};
+    use nix::fcntl::{RenameFlags, renameat2};
 
     let (Some(from_dir), Some(from_name), Some(to_dir), Some(to_name)) =
         (from.parent(), from.file_name(), to.parent(), to.file_name())
@@ -110,7 +120,13 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     };
     let from_fd = File::open(from_dir)?;
     let to_fd = File::open(to_dir)?;
-    match renameat2(&from_fd, from_name, &to_fd, to_name, RenameFlags::RENAME_NOREPLACE) {
+    match renameat2(
+        &from_fd,
+        from_name,
+        &to_fd,
+        to_name,
+        RenameFlags::RENAME_NOREPLACE,
+    ) {
         Ok(()) => Ok(()),
         Err(Errno::EINVAL | Errno::ENOSYS) => {
             if to.exists() {

@@ -110,28 +110,43 @@ impl ModelDir {
                 format!("LATEST holds {text:?}, not a version"),
             )),
             LatestFile::Missing if newest.is_some() => {
-                report.notes.push(format!("{}: LATEST is missing; the next write rebuilds it", self.id()));
+                report.notes.push(format!(
+                    "{}: LATEST is missing; the next write rebuilds it",
+                    self.id()
+                ));
             }
             LatestFile::Missing => {}
         }
         match self.aliases() {
             Ok(aliases) => {
                 for (alias, target) in aliases {
-                    let ok = super::version::parse_folder(&target).is_some_and(|t| versions.contains(&t));
+                    let ok = super::version::parse_folder(&target)
+                        .is_some_and(|t| versions.contains(&t));
                     if !ok {
                         report.findings.push(find(
                             FindingKind::DanglingAlias,
                             Some(target.clone()),
                             Some("aliases.json".into()),
-                            format!("alias {alias:?} names {target}, which is not a published version"),
+                            format!(
+                                "alias {alias:?} names {target}, which is not a published version"
+                            ),
                         ));
                     }
                 }
             }
-            Err(e) => report.findings.push(find(FindingKind::BadAliases, None, Some("aliases.json".into()), e.to_string())),
+            Err(e) => report.findings.push(find(
+                FindingKind::BadAliases,
+                None,
+                Some("aliases.json".into()),
+                e.to_string(),
+            )),
         }
         for path in self.debris() {
-            report.notes.push(format!("{}: debris of an interrupted run: {}", self.id(), path.display()));
+            report.notes.push(format!(
+                "{}: debris of an interrupted run: {}",
+                self.id(),
+                path.display()
+            ));
         }
         Ok(())
     }
@@ -154,7 +169,11 @@ pub fn verify_version(model: &ModelDir, version: &semver::Version) -> (usize, Ve
     let manifest = match Manifest::read(&dir) {
         Ok(m) => m,
         Err(e) => {
-            find(FindingKind::BadManifest, Some(manifest::FILE_NAME.into()), e.to_string());
+            find(
+                FindingKind::BadManifest,
+                Some(manifest::FILE_NAME.into()),
+                e.to_string(),
+            );
             return (0, findings);
         }
     };
@@ -171,12 +190,20 @@ pub fn verify_version(model: &ModelDir, version: &semver::Version) -> (usize, Ve
         );
     }
     if manifest::tree_sha256(&manifest.files) != manifest.tree_sha256 {
-        find(FindingKind::BadManifest, Some(manifest::FILE_NAME.into()), "tree_sha256 does not match the file list".into());
+        find(
+            FindingKind::BadManifest,
+            Some(manifest::FILE_NAME.into()),
+            "tree_sha256 does not match the file list".into(),
+        );
     }
     let on_disk: BTreeMap<String, bool> = match manifest::walk(&dir) {
         Ok(entries) => entries.into_iter().map(|e| (e.path, e.regular)).collect(),
         Err(e) => {
-            find(FindingKind::Missing, None, format!("cannot list the folder: {e}"));
+            find(
+                FindingKind::Missing,
+                None,
+                format!("cannot list the folder: {e}"),
+            );
             return (0, findings);
         }
     };
@@ -184,22 +211,42 @@ pub fn verify_version(model: &ModelDir, version: &semver::Version) -> (usize, Ve
     for entry in &manifest.files {
         checked += 1;
         match on_disk.get(&entry.path) {
-            None => find(FindingKind::Missing, Some(entry.path.clone()), "listed in the manifest, not on disk".into()),
-            Some(false) => find(FindingKind::Changed, Some(entry.path.clone()), "no longer a regular file".into()),
+            None => find(
+                FindingKind::Missing,
+                Some(entry.path.clone()),
+                "listed in the manifest, not on disk".into(),
+            ),
+            Some(false) => find(
+                FindingKind::Changed,
+                Some(entry.path.clone()),
+                "no longer a regular file".into(),
+            ),
             Some(true) => match manifest::hash_file(&dir.join(&entry.path)) {
                 Ok((bytes, sha)) if bytes == entry.bytes && sha == entry.sha256 => {}
                 Ok((bytes, _)) => find(
                     FindingKind::Changed,
                     Some(entry.path.clone()),
-                    format!("{bytes} bytes on disk, {} in the manifest; sha256 differs", entry.bytes),
+                    format!(
+                        "{bytes} bytes on disk, {} in the manifest; sha256 differs",
+                        entry.bytes
+                    ),
                 ),
-                Err(e) => find(FindingKind::Changed, Some(entry.path.clone()), format!("cannot read: {e}")),
+                Err(e) => find(
+                    FindingKind::Changed,
+                    Some(entry.path.clone()),
+                    format!("cannot read: {e}"),
+                ),
             },
         }
     }
-    let listed: std::collections::BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    let listed: std::collections::BTreeSet<&str> =
+        manifest.files.iter().map(|f| f.path.as_str()).collect();
     for path in on_disk.keys().filter(|p| !listed.contains(p.as_str())) {
-        find(FindingKind::Extra, Some(path.clone()), "on disk, not in the manifest".into());
+        find(
+            FindingKind::Extra,
+            Some(path.clone()),
+            "on disk, not in the manifest".into(),
+        );
     }
     (checked, findings)
 }

@@ -71,7 +71,11 @@ pub struct NextVersion {
 
 /// max(highest published, the log's version) bumped, or `1.0.0` when there
 /// is neither. A log version that is not semver is ignored here.
-pub fn next_version(published: Option<&Version>, log_version: Option<&str>, bump: Bump) -> NextVersion {
+pub fn next_version(
+    published: Option<&Version>,
+    log_version: Option<&str>,
+    bump: Bump,
+) -> NextVersion {
     let from_log = log_version.and_then(parse_loose);
     let base = match (published.cloned(), from_log) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -120,14 +124,27 @@ mod tests {
     #[test]
     fn first_version_is_1_0_0() {
         assert_eq!(next_version(None, None, Bump::Major).new, v("1.0.0"));
-        assert_eq!(next_version(None, Some("not-semver"), Bump::Patch).new, v("1.0.0"));
-        assert_eq!(next_version(None, Some("0.3.0"), Bump::Minor).new, v("0.4.0"));
+        assert_eq!(
+            next_version(None, Some("not-semver"), Bump::Patch).new,
+            v("1.0.0")
+        );
+        assert_eq!(
+            next_version(None, Some("0.3.0"), Bump::Minor).new,
+            v("0.4.0")
+        );
     }
 
     #[test]
     fn folder_names_are_plain_releases() {
         assert_eq!(parse_folder("1.2.3"), Some(v("1.2.3")));
-        for bad in ["v1.2.3", "1.2", "1.2.3-rc.1", "01.2.3", ".staging", "1.2.3+b"] {
+        for bad in [
+            "v1.2.3",
+            "1.2",
+            "1.2.3-rc.1",
+            "01.2.3",
+            ".staging",
+            "1.2.3+b",
+        ] {
             assert_eq!(parse_folder(bad), None, "{bad}");
         }
     }

@@ -17,8 +17,14 @@ use crate::detect::params::parse_duration;
 use crate::registry::version::Bump;
 
 /// Placeholders every command may use besides the search parameters.
-pub const BUILTIN_PLACEHOLDERS: [&str; 6] =
-    ["output_dir", "model_id", "parent_version", "base_version", "new_version", "run_id"];
+pub const BUILTIN_PLACEHOLDERS: [&str; 6] = [
+    "output_dir",
+    "model_id",
+    "parent_version",
+    "base_version",
+    "new_version",
+    "run_id",
+];
 
 /// A `[retrain]` setting that is missing, malformed or unknown.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -112,8 +118,16 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        let key = if key.is_empty() { self.path.clone() } else { format!("{}.{key}", self.path) };
-        ConfigError { file: self.file.to_string(), key, message: message.into() }
+        let key = if key.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}.{key}", self.path)
+        };
+        ConfigError {
+            file: self.file.to_string(),
+            key,
+            message: message.into(),
+        }
     }
 
     fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
@@ -135,7 +149,10 @@ impl<'a> Reader<'a> {
 
     fn unknown_keys(&self, known: &[&str]) -> Result<(), ConfigError> {
         match self.table.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(self.err(k, format!("unknown key; expected one of {}", known.join(", ")))),
+            Some(k) => Err(self.err(
+                k,
+                format!("unknown key; expected one of {}", known.join(", ")),
+            )),
             None => Ok(()),
         }
     }
@@ -145,7 +162,11 @@ impl RetrainConfig {
     /// Validates the `[retrain]` table (the value of the top-level `retrain`
     /// key, which holds `search`); `file` names the config file in errors.
     pub fn from_toml(table: &toml::Table, file: &str) -> Result<RetrainConfig, ConfigError> {
-        let r = Reader { file, path: "retrain".into(), table };
+        let r = Reader {
+            file,
+            path: "retrain".into(),
+            table,
+        };
         r.unknown_keys(&[
             "command",
             "workdir",
@@ -159,22 +180,37 @@ impl RetrainConfig {
             "search",
         ])?;
         let search = match table.get("search") {
-            None => SearchSpace { strategy: Strategy::Random, seed: 0, params: BTreeMap::new() },
+            None => SearchSpace {
+                strategy: Strategy::Random,
+                seed: 0,
+                params: BTreeMap::new(),
+            },
             Some(Value::Table(t)) => read_search(file, t)?,
             Some(v) => return Err(r.err("search", format!("expected a table, got {}", show(v)))),
         };
         let command_text = match table.get("command") {
-            None => return Err(r.err("command", "missing; expected the training command as an array of strings")),
+            None => {
+                return Err(r.err(
+                    "command",
+                    "missing; expected the training command as an array of strings",
+                ));
+            }
             Some(Value::Array(items)) if !items.is_empty() => items
                 .iter()
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(r.err(&format!("command[{i}]"), format!("expected a string, got {}", show(other)))),
+                    other => Err(r.err(
+                        &format!("command[{i}]"),
+                        format!("expected a string, got {}", show(other)),
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(v) => {
-                return Err(r.err("command", format!("expected a non-empty array of strings, got {}", show(v))));
+                return Err(r.err(
+                    "command",
+                    format!("expected a non-empty array of strings, got {}", show(v)),
+                ));
             }
         };
         if command_text[0].trim().is_empty() {
@@ -188,27 +224,48 @@ impl RetrainConfig {
             let key = format!("command[{i}]");
             let t = Template::parse(arg).map_err(|e| r.err(&key, format!("{e} in {arg:?}")))?;
             if let Some(bad) = t.names().find(|n| !known.contains(n)) {
-                return Err(r.err(&key, format!("unknown placeholder {{{bad}}}; known: {}", known.join(", "))));
+                return Err(r.err(
+                    &key,
+                    format!("unknown placeholder {{{bad}}}; known: {}", known.join(", ")),
+                ));
             }
             command.push(t);
         }
         let bump_text = r.string("bump", "patch")?;
-        let bump = Bump::parse(&bump_text)
-            .ok_or_else(|| r.err("bump", format!("expected one of patch | minor | major, got {bump_text:?}")))?;
+        let bump = Bump::parse(&bump_text).ok_or_else(|| {
+            r.err(
+                "bump",
+                format!("expected one of patch | minor | major, got {bump_text:?}"),
+            )
+        })?;
         let trials = match table.get("trials") {
             None => 1,
             Some(Value::Integer(n)) if (1..=10_000).contains(n) => *n as u32,
-            Some(v) => return Err(r.err("trials", format!("expected an integer from 1 to 10000, got {}", show(v)))),
+            Some(v) => {
+                return Err(r.err(
+                    "trials",
+                    format!("expected an integer from 1 to 10000, got {}", show(v)),
+                ));
+            }
         };
         let select = match table.get("select") {
             None => None,
             Some(Value::Table(t)) => Some(read_select(file, t)?),
             Some(v) => {
-                return Err(r.err("select", format!("expected {{ metric = \"...\", goal = \"max\" }}, got {}", show(v))));
+                return Err(r.err(
+                    "select",
+                    format!(
+                        "expected {{ metric = \"...\", goal = \"max\" }}, got {}",
+                        show(v)
+                    ),
+                ));
             }
         };
         if trials > 1 && select.is_none() {
-            return Err(r.err("trials", format!("{trials} trials need `select` to choose the best one")));
+            return Err(r.err(
+                "trials",
+                format!("{trials} trials need `select` to choose the best one"),
+            ));
         }
         let registry = r.string("registry", "registry")?;
         if registry.is_empty() {
@@ -242,12 +299,21 @@ impl RetrainConfig {
 }
 
 fn read_select(file: &str, t: &toml::Table) -> Result<Select, ConfigError> {
-    let r = Reader { file, path: "retrain.select".into(), table: t };
+    let r = Reader {
+        file,
+        path: "retrain.select".into(),
+        table: t,
+    };
     r.unknown_keys(&["metric", "goal"])?;
     let metric = match t.get("metric") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(v) => return Err(r.err("metric", format!("expected a metric name, got {}", show(v)))),
-        None => return Err(r.err("metric", "missing; expected the metrics.json field to select on")),
+        None => {
+            return Err(r.err(
+                "metric",
+                "missing; expected the metrics.json field to select on",
+            ));
+        }
     };
     let goal = match t.get("goal").and_then(Value::as_str) {
         Some("max") => Goal::Max,
@@ -261,7 +327,11 @@ fn read_select(file: &str, t: &toml::Table) -> Result<Select, ConfigError> {
 }
 
 fn read_search(file: &str, t: &toml::Table) -> Result<SearchSpace, ConfigError> {
-    let r = Reader { file, path: "retrain.search".into(), table: t };
+    let r = Reader {
+        file,
+        path: "retrain.search".into(),
+        table: t,
+    };
     let strategy = match r.string("strategy", "random")?.as_str() {
         "random" => Strategy::Random,
         "tpe" => Strategy::Tpe,
@@ -270,24 +340,41 @@ fn read_search(file: &str, t: &toml::Table) -> Result<SearchSpace, ConfigError> 
     let seed = match t.get("seed") {
         None => 0,
         Some(Value::Integer(n)) if *n >= 0 => *n as u64,
-        Some(v) => return Err(r.err("seed", format!("expected a non-negative integer, got {}", show(v)))),
+        Some(v) => {
+            return Err(r.err(
+                "seed",
+                format!("expected a non-negative integer, got {}", show(v)),
+            ));
+        }
     };
     let mut params = BTreeMap::new();
     for (name, value) in t.iter().filter(|(k, _)| *k != "strategy" && *k != "seed") {
         if BUILTIN_PLACEHOLDERS.contains(&name.as_str()) {
-            return Err(r.err(name, "this name is a built-in placeholder; choose another parameter name"));
+            return Err(r.err(
+                name,
+                "this name is a built-in placeholder; choose another parameter name",
+            ));
         }
         if name.is_empty() || name.contains(['{', '}']) {
             return Err(r.err(name, "a parameter name cannot be empty or hold braces"));
         }
         params.insert(name.clone(), read_param(&r, name, value)?);
     }
-    Ok(SearchSpace { strategy, seed, params })
+    Ok(SearchSpace {
+        strategy,
+        seed,
+        params,
+    })
 }
 
 fn read_param(r: &Reader, name: &str, value: &Value) -> Result<ParamSpec, ConfigError> {
     let Value::Table(t) = value else {
-        return to_json(value).map(ParamSpec::Constant).ok_or_else(|| r.err(name, "a constant must be a string, number, boolean or array"));
+        return to_json(value).map(ParamSpec::Constant).ok_or_else(|| {
+            r.err(
+                name,
+                "a constant must be a string, number, boolean or array",
+            )
+        });
     };
     let shape = "expected { log_uniform = [a, b] }, { uniform = [a, b] }, { int = [a, b] }, { choice = [...] } or a constant";
     if t.len() != 1 {
@@ -361,9 +448,18 @@ fn show(v: &Value) -> String {
         Value::Float(f) => f.to_string(),
         Value::Boolean(b) => b.to_string(),
         Value::Datetime(d) => d.to_string(),
-        Value::Array(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
         Value::Table(t) => {
-            format!("{{ {} }}", t.iter().map(|(k, v)| format!("{k} = {}", show(v))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{ {} }}",
+                t.iter()
+                    .map(|(k, v)| format!("{k} = {}", show(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     }
 }
@@ -406,19 +502,34 @@ mod tests {
         assert_eq!(c.cooldown, Duration::from_secs(3600));
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.bump, Bump::Patch);
-        assert_eq!(c.select, Some(Select { metric: "val_accuracy".into(), goal: Goal::Max }));
+        assert_eq!(
+            c.select,
+            Some(Select {
+                metric: "val_accuracy".into(),
+                goal: Goal::Max
+            })
+        );
         assert_eq!(c.search.strategy, Strategy::Random);
         assert_eq!(c.search.seed, 7);
-        assert_eq!(c.search.params["learning_rate"], ParamSpec::LogUniform(1e-4, 1e-2));
+        assert_eq!(
+            c.search.params["learning_rate"],
+            ParamSpec::LogUniform(1e-4, 1e-2)
+        );
         assert_eq!(c.search.params["batch_size"], ParamSpec::Int(16, 128));
-        assert_eq!(c.search.params["optimizer"], ParamSpec::Choice(vec!["adam".into(), "sgd".into()]));
+        assert_eq!(
+            c.search.params["optimizer"],
+            ParamSpec::Choice(vec!["adam".into(), "sgd".into()])
+        );
         assert_eq!(c.search.params["epochs"], ParamSpec::Constant(3.into()));
     }
 
     #[test]
     fn minimal_table_gets_defaults() {
         let c = load(r#"command = ["./train.sh"]"#).unwrap();
-        assert_eq!((c.trials, c.select.clone(), c.registry.clone()), (1, None, PathBuf::from("registry")));
+        assert_eq!(
+            (c.trials, c.select.clone(), c.registry.clone()),
+            (1, None, PathBuf::from("registry"))
+        );
         assert_eq!(c.workdir, PathBuf::from("."));
     }
 
@@ -432,26 +543,58 @@ mod tests {
             err("command = [\"t\", \"--lr={lr}\"]"),
             "mmon.toml: retrain.command[1]: unknown placeholder {lr}; known: base_version, model_id, new_version, output_dir, parent_version, run_id"
         );
-        assert_eq!(err("command = []"), "mmon.toml: retrain.command: expected a non-empty array of strings, got []");
-        assert_eq!(err("command = [\"\"]"), "mmon.toml: retrain.command[0]: the program name is empty");
-        assert!(err("command = [\"t\"]\ncomand = 1").starts_with("mmon.toml: retrain.comand: unknown key"));
-        assert!(err("command = [\"t\"]\nselect = { metric = \"a\", goal = \"up\" }").starts_with("mmon.toml: retrain.select.goal: expected"));
-        assert!(err("command = [\"t\"]\ntimeout = \"soon\"").starts_with("mmon.toml: retrain.timeout: expected a duration"));
-        assert_eq!(err("command = [\"t\"]\nbump = \"huge\""), "mmon.toml: retrain.bump: expected one of patch | minor | major, got \"huge\"");
-        assert_eq!(err("command = [\"t\"]\ntrials = 3"), "mmon.toml: retrain.trials: 3 trials need `select` to choose the best one");
+        assert_eq!(
+            err("command = []"),
+            "mmon.toml: retrain.command: expected a non-empty array of strings, got []"
+        );
+        assert_eq!(
+            err("command = [\"\"]"),
+            "mmon.toml: retrain.command[0]: the program name is empty"
+        );
+        assert!(
+            err("command = [\"t\"]\ncomand = 1")
+                .starts_with("mmon.toml: retrain.comand: unknown key")
+        );
+        assert!(
+            err("command = [\"t\"]\nselect = { metric = \"a\", goal = \"up\" }")
+                .starts_with("mmon.toml: retrain.select.goal: expected")
+        );
+        assert!(
+            err("command = [\"t\"]\ntimeout = \"soon\"")
+                .starts_with("mmon.toml: retrain.timeout: expected a duration")
+        );
+        assert_eq!(
+            err("command = [\"t\"]\nbump = \"huge\""),
+            "mmon.toml: retrain.bump: expected one of patch | minor | major, got \"huge\""
+        );
+        assert_eq!(
+            err("command = [\"t\"]\ntrials = 3"),
+            "mmon.toml: retrain.trials: 3 trials need `select` to choose the best one"
+        );
         assert_eq!(
             err("command = [\"t\"]\n[search]\nb = { int = [5, 1] }"),
             "mmon.toml: retrain.search.b: int needs two integers [low, high] with low <= high, got [5, 1]"
         );
-        assert!(err("command = [\"t\"]\n[search]\nb = { normal = [0, 1] }").starts_with("mmon.toml: retrain.search.b: expected { log_uniform"));
-        assert!(err("command = [\"t\"]\n[search]\nstrategy = \"grid\"").contains("retrain.search.strategy"));
-        assert!(err("command = [\"t\"]\n[search]\noutput_dir = 1").contains("built-in placeholder"));
+        assert!(
+            err("command = [\"t\"]\n[search]\nb = { normal = [0, 1] }")
+                .starts_with("mmon.toml: retrain.search.b: expected { log_uniform")
+        );
+        assert!(
+            err("command = [\"t\"]\n[search]\nstrategy = \"grid\"")
+                .contains("retrain.search.strategy")
+        );
+        assert!(
+            err("command = [\"t\"]\n[search]\noutput_dir = 1").contains("built-in placeholder")
+        );
         assert!(err("command = [\"t\", \"{a\"]").contains("retrain.command[1]: unclosed"));
     }
 
     #[test]
     fn search_params_are_placeholders() {
-        let c = load("command = [\"t\", \"{opt}\", \"{new_version}\"]\n[search]\nopt = { choice = [\"a\"] }").unwrap();
+        let c = load(
+            "command = [\"t\", \"{opt}\", \"{new_version}\"]\n[search]\nopt = { choice = [\"a\"] }",
+        )
+        .unwrap();
         assert_eq!(c.command.len(), 3);
     }
 }

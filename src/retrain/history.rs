@@ -33,7 +33,10 @@ pub struct TrialRecord {
 /// Every readable record, oldest first; a missing file has none.
 pub fn read(path: &Path) -> io::Result<Vec<TrialRecord>> {
     match fs::read_to_string(path) {
-        Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
     }
@@ -44,5 +47,8 @@ pub fn append(path: &Path, record: &TrialRecord) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    durable::append_line(path, &serde_json::to_string(record).expect("trial record serialises"))
+    durable::append_line(
+        path,
+        &serde_json::to_string(record).expect("trial record serialises"),
+    )
 }

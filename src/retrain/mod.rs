@@ -16,7 +16,7 @@ pub mod tuner;
 
 pub use config::{ConfigError, RetrainConfig};
 pub use retrainer::{
-    Clock, ClockMode, DryRun, FailedRetrain, FixedClock, PlannedTrial, Published, RetrainOutcome, Retrainer, Skip,
-    SystemClock,
+    Clock, ClockMode, DryRun, FailedRetrain, FixedClock, PlannedTrial, Published, RetrainOutcome,
+    Retrainer, Skip, SystemClock,
 };
 pub use runner::{FakeRunner, FakeTrial, Job, ProcessRunner, RunReport, Runner, Termination};

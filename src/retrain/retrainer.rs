@@ -24,17 +24,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::config::{Goal, RetrainConfig};
 use super::history::{self, TrialRecord};
-use super::runner::{self, Job, Runner, Termination, PARAMS_JSON};
+use super::runner::{self, Job, PARAMS_JSON, Runner, Termination};
 use super::tuner;
 use crate::exit_code::ExitCode;
 use crate::registry::manifest::{Selected, TrialEntry};
 use crate::registry::version::next_version;
 use crate::registry::{
-    durable, events, Event, Holder, LockError, Manifest, ModelDir, PublishHook, PublishStep, Registry, RegistryError,
+    Event, Holder, LockError, Manifest, ModelDir, PublishHook, PublishStep, Registry,
+    RegistryError, durable, events,
 };
 
 /// Which clock cooldown uses.
@@ -108,7 +109,10 @@ pub struct FailedRetrain {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Skip {
     /// The model retrained recently.
-    Cooldown { last: DateTime<Utc>, until: DateTime<Utc> },
+    Cooldown {
+        last: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
     /// Another process holds the model's `.train.lock`.
     Locked { holder: Option<Holder> },
 }
@@ -154,7 +158,11 @@ impl RetrainOutcome {
 
     /// [`ExitCode::Training`] for a failure, else success.
     pub fn exit_code(&self) -> ExitCode {
-        if self.is_failure() { ExitCode::Training } else { ExitCode::Success }
+        if self.is_failure() {
+            ExitCode::Training
+        } else {
+            ExitCode::Success
+        }
     }
 
     /// The window's `retrain` field in reports.
@@ -220,8 +228,14 @@ pub struct Retrainer {
 impl Retrainer {
     /// A retrainer publishing into `registry_root` (made absolute here, since
     /// the command runs in `workdir` and gets absolute output paths).
-    pub fn new(cfg: RetrainConfig, registry_root: &Path, runner: Box<dyn Runner>, mode: ClockMode) -> Retrainer {
-        let root = std::path::absolute(registry_root).unwrap_or_else(|_| registry_root.to_path_buf());
+    pub fn new(
+        cfg: RetrainConfig,
+        registry_root: &Path,
+        runner: Box<dyn Runner>,
+        mode: ClockMode,
+    ) -> Retrainer {
+        let root =
+            std::path::absolute(registry_root).unwrap_or_else(|_| registry_root.to_path_buf());
         Retrainer {
             cfg,
             registry: Registry::new(root),
@@ -287,14 +301,20 @@ impl Retrainer {
             Err(e) => return failed(e.to_string()),
         }
         if self.dry_run {
-            self.started.insert(model_id.to_string(), (event_time, wall));
+            self.started
+                .insert(model_id.to_string(), (event_time, wall));
             return match self.plan(&model, log_version, trigger) {
                 Ok(plan) => RetrainOutcome::DryRun(plan),
                 Err(e) => failed(e.to_string()),
             };
         }
         self.runs += 1;
-        let run_id = format!("{}-p{}-{}", wall.format("%Y%m%dT%H%M%SZ"), std::process::id(), self.runs);
+        let run_id = format!(
+            "{}-p{}-{}",
+            wall.format("%Y%m%dT%H%M%SZ"),
+            std::process::id(),
+            self.runs
+        );
         let lock = match model.try_train_lock(&run_id) {
             Ok(lock) => lock,
             Err(RegistryError::Lock(LockError::Held { holder, .. })) => {
@@ -302,13 +322,19 @@ impl Retrainer {
             }
             Err(e) => return failed(e.to_string()),
         };
-        self.started.insert(model_id.to_string(), (event_time, wall));
+        self.started
+            .insert(model_id.to_string(), (event_time, wall));
         let outcome = self.retrain(&model, &run_id, log_version, trigger, event_time, &lock);
         drop(lock);
         outcome
     }
 
-    fn cooldown(&self, model: &ModelDir, event_time: DateTime<Utc>, wall: DateTime<Utc>) -> Result<Option<Skip>, RegistryError> {
+    fn cooldown(
+        &self,
+        model: &ModelDir,
+        event_time: DateTime<Utc>,
+        wall: DateTime<Utc>,
+    ) -> Result<Option<Skip>, RegistryError> {
         let (mut last_event, mut last_wall) = events::last_retrain(&model.events()?);
         if let Some((e, w)) = self.started.get(model.id()) {
             last_event = last_event.max(Some(*e));
@@ -319,26 +345,58 @@ impl Retrainer {
             ClockMode::Watch => (last_wall, wall),
         };
         let Some(last) = last else { return Ok(None) };
-        let cooldown = chrono::Duration::from_std(self.cfg.cooldown).unwrap_or(chrono::Duration::MAX);
-        let until = last.checked_add_signed(cooldown).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let cooldown =
+            chrono::Duration::from_std(self.cfg.cooldown).unwrap_or(chrono::Duration::MAX);
+        let until = last
+            .checked_add_signed(cooldown)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         // Earlier than the last retrain counts as inside the cooldown, so a
         // second replay of the same log does not retrain again.
         Ok((now < until).then_some(Skip::Cooldown { last, until }))
     }
 
-    fn plan(&self, model: &ModelDir, log_version: Option<&str>, trigger: &Value) -> Result<DryRun, RegistryError> {
+    fn plan(
+        &self,
+        model: &ModelDir,
+        log_version: Option<&str>,
+        trigger: &Value,
+    ) -> Result<DryRun, RegistryError> {
         let next = next_version(model.versions()?.last(), log_version, self.cfg.bump);
-        let history = history::read(&model.history_path()).map_err(RegistryError::io("cannot read", &model.history_path()))?;
+        let history = history::read(&model.history_path())
+            .map_err(RegistryError::io("cannot read", &model.history_path()))?;
         let run_id = "dry-run";
         let mut trials = Vec::new();
         for k in 1..=self.cfg.trials {
-            let proposal = tuner::propose(&self.cfg.search, self.goal(), model.id(), &next.new.to_string(), k, &history);
+            let proposal = tuner::propose(
+                &self.cfg.search,
+                self.goal(),
+                model.id(),
+                &next.new.to_string(),
+                k,
+                &history,
+            );
             let staging = model.staging_dir().join(format!("{run_id}-t{k}"));
-            let ctx = Context { model, run_id, log_version, base: next.base.as_ref(), new: &next.new, trigger };
+            let ctx = Context {
+                model,
+                run_id,
+                log_version,
+                base: next.base.as_ref(),
+                new: &next.new,
+                trigger,
+            };
             let job = self.job(&ctx, k, &proposal, &staging);
-            trials.push(PlannedTrial { trial: k, argv: job.argv, workdir: job.workdir, env: job.env });
+            trials.push(PlannedTrial {
+                trial: k,
+                argv: job.argv,
+                workdir: job.workdir,
+                env: job.env,
+            });
         }
-        Ok(DryRun { model_id: model.id().to_string(), version: next.new.to_string(), trials })
+        Ok(DryRun {
+            model_id: model.id().to_string(),
+            version: next.new.to_string(),
+            trials,
+        })
     }
 
     fn goal(&self) -> Option<Goal> {
@@ -367,7 +425,10 @@ impl Retrainer {
             RetrainOutcome::Failed(f)
         };
         if let Err(e) = model.clear_debris(lock) {
-            return give_up(fail, format!("cannot clear the debris of an earlier run: {e}"));
+            return give_up(
+                fail,
+                format!("cannot clear the debris of an earlier run: {e}"),
+            );
         }
         let next = match model.versions() {
             Ok(v) => next_version(v.last(), log_version, self.cfg.bump),
@@ -380,17 +441,28 @@ impl Retrainer {
             Ok(h) => h,
             Err(e) => return give_up(fail, format!("cannot read {}: {e}", history_path.display())),
         };
-        let ctx = Context { model, run_id, log_version, base: next.base.as_ref(), new: &next.new, trigger };
+        let ctx = Context {
+            model,
+            run_id,
+            log_version,
+            base: next.base.as_ref(),
+            new: &next.new,
+            trigger,
+        };
 
         let mut entries = Vec::new();
-        let mut winners: Vec<(u32, Option<f64>, Option<Value>, PathBuf, Vec<String>, BTreeMap<String, Value>)> = Vec::new();
+        let mut winners: Vec<Candidate> = Vec::new();
         let mut last_reason = String::new();
         for k in 1..=self.cfg.trials {
-            let proposal = tuner::propose(&self.cfg.search, self.goal(), model.id(), &new, k, &history);
+            let proposal =
+                tuner::propose(&self.cfg.search, self.goal(), model.id(), &new, k, &history);
             let staging = model.staging_dir().join(format!("{run_id}-t{k}"));
             let job = self.job(&ctx, k, &proposal, &staging);
-            let params_text = serde_json::to_string_pretty(&proposal.params).expect("params serialise") + "\n";
-            if let Err(e) = fs::create_dir_all(&staging).and_then(|_| durable::write_synced(&staging.join(PARAMS_JSON), params_text.as_bytes())) {
+            let params_text =
+                serde_json::to_string_pretty(&proposal.params).expect("params serialise") + "\n";
+            if let Err(e) = fs::create_dir_all(&staging).and_then(|_| {
+                durable::write_synced(&staging.join(PARAMS_JSON), params_text.as_bytes())
+            }) {
                 fail.trials = entries;
                 return give_up(fail, format!("cannot prepare {}: {e}", staging.display()));
             }
@@ -415,7 +487,14 @@ impl Retrainer {
             match verdict {
                 Ok(success) => {
                     entry.value = success.value;
-                    winners.push((k, success.value, success.metrics, staging, job.argv.clone(), proposal.params.clone()));
+                    winners.push(Candidate {
+                        trial: k,
+                        value: success.value,
+                        metrics: success.metrics,
+                        staging,
+                        argv: job.argv.clone(),
+                        params: proposal.params.clone(),
+                    });
                 }
                 Err(why) => {
                     entry.status = "failed".into();
@@ -442,23 +521,50 @@ impl Retrainer {
         }
 
         let goal = self.goal();
-        let best = winners.iter().enumerate().fold(None::<usize>, |best, (i, w)| match (best, goal) {
-            (None, _) => Some(i),
-            (Some(b), Some(g)) if g.better(w.1.unwrap_or(f64::NAN), winners[b].1.unwrap_or(f64::NAN)) => Some(i),
-            (b, _) => b,
-        });
+        let best = winners
+            .iter()
+            .enumerate()
+            .fold(None::<usize>, |best, (i, w)| match (best, goal) {
+                (None, _) => Some(i),
+                (Some(b), Some(g))
+                    if g.better(
+                        w.value.unwrap_or(f64::NAN),
+                        winners[b].value.unwrap_or(f64::NAN),
+                    ) =>
+                {
+                    Some(i)
+                }
+                (b, _) => b,
+            });
         let Some(best) = best else {
             fail.trials = entries;
-            let reason = if self.cfg.trials == 1 { last_reason } else { format!("all {} trials failed; last {last_reason}", self.cfg.trials) };
+            let reason = if self.cfg.trials == 1 {
+                last_reason
+            } else {
+                format!("all {} trials failed; last {last_reason}", self.cfg.trials)
+            };
             let _ = model.append_event(
                 self.clock.now(),
-                Event::Failed { version: new.clone(), run_id: run_id.into(), trigger_time: Some(event_time), trial: None, reason: reason.clone() },
+                Event::Failed {
+                    version: new.clone(),
+                    run_id: run_id.into(),
+                    trigger_time: Some(event_time),
+                    trial: None,
+                    reason: reason.clone(),
+                },
             );
             return give_up(fail, reason);
         };
-        let (trial, value, metrics, staging, argv, params) = winners.swap_remove(best);
+        let Candidate {
+            trial,
+            value,
+            metrics,
+            staging,
+            argv,
+            params,
+        } = winners.swap_remove(best);
         for other in &winners {
-            let _ = durable::remove_any(&other.3);
+            let _ = durable::remove_any(&other.staging);
         }
         let select = self.cfg.select.as_ref();
         let manifest = Manifest {
@@ -468,7 +574,10 @@ impl Retrainer {
             parent: log_version.map(str::to_string),
             base_version: next.base.as_ref().map(ToString::to_string),
             run_id: run_id.to_string(),
-            created_at: self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            created_at: self
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             trigger: trigger.clone(),
             params: json!(params),
             selected: Selected {
@@ -517,18 +626,33 @@ impl Retrainer {
     }
 
     /// Moves a failed trial's folder to `.failed/` with a `failure.json`.
-    fn keep_failed(&self, model: &ModelDir, staging: &Path, entry: &TrialEntry, version: &str, run_id: &str, event_time: DateTime<Utc>) {
+    fn keep_failed(
+        &self,
+        model: &ModelDir,
+        staging: &Path,
+        entry: &TrialEntry,
+        version: &str,
+        run_id: &str,
+        event_time: DateTime<Utc>,
+    ) {
         let failed_dir = model.failed_dir();
         let dest = failed_dir.join(staging.file_name().unwrap_or_default());
         let moved = fs::create_dir_all(&failed_dir).and_then(|_| fs::rename(staging, &dest));
-        let where_ = if moved.is_ok() { dest } else { staging.to_path_buf() };
+        let where_ = if moved.is_ok() {
+            dest
+        } else {
+            staging.to_path_buf()
+        };
         let failure = json!({
             "model_id": model.id(),
             "version": version,
             "run_id": run_id,
             "trial": entry,
         });
-        let _ = fs::write(where_.join("failure.json"), serde_json::to_string_pretty(&failure).unwrap_or_default() + "\n");
+        let _ = fs::write(
+            where_.join("failure.json"),
+            serde_json::to_string_pretty(&failure).unwrap_or_default() + "\n",
+        );
         let _ = model.append_event(
             self.clock.now(),
             Event::Failed {
@@ -546,10 +670,15 @@ impl Retrainer {
         let mut values: BTreeMap<String, String> = proposal
             .params
             .iter()
-            .map(|(k, v)| (k.clone(), match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                )
+            })
             .collect();
         let output_dir = staging.display().to_string();
         let builtins = [
@@ -566,11 +695,20 @@ impl Retrainer {
         let argv = self.cfg.command.iter().map(|t| t.fill(&values)).collect();
         let env = vec![
             ("MMON_MODEL_ID".to_string(), ctx.model.id().to_string()),
-            ("MMON_PARENT_VERSION".to_string(), opt(ctx.log_version.map(str::to_string))),
-            ("MMON_BASE_VERSION".to_string(), opt(ctx.base.map(ToString::to_string))),
+            (
+                "MMON_PARENT_VERSION".to_string(),
+                opt(ctx.log_version.map(str::to_string)),
+            ),
+            (
+                "MMON_BASE_VERSION".to_string(),
+                opt(ctx.base.map(ToString::to_string)),
+            ),
             ("MMON_NEW_VERSION".to_string(), ctx.new.to_string()),
             ("MMON_OUTPUT_DIR".to_string(), output_dir),
-            ("MMON_PARAMS".to_string(), json!(proposal.params).to_string()),
+            (
+                "MMON_PARAMS".to_string(),
+                json!(proposal.params).to_string(),
+            ),
             ("MMON_TRIGGER".to_string(), ctx.trigger.to_string()),
             ("MMON_RUN_ID".to_string(), ctx.run_id.to_string()),
             ("MMON_TRIAL".to_string(), trial.to_string()),
@@ -585,6 +723,16 @@ impl Retrainer {
             grace: self.cfg.shutdown_grace,
         }
     }
+}
+
+/// A successful trial, competing to be published.
+struct Candidate {
+    trial: u32,
+    value: Option<f64>,
+    metrics: Option<Value>,
+    staging: PathBuf,
+    argv: Vec<String>,
+    params: BTreeMap<String, Value>,
 }
 
 /// What every trial of one retrain shares.

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
@@ -97,7 +97,9 @@ impl ProcessRunner {
     }
 
     fn cancelled(&self) -> bool {
-        self.cancel.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+        self.cancel
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 }
 
@@ -107,7 +109,10 @@ impl Runner for ProcessRunner {
         let log_path = job.output_dir.join(TRAIN_LOG);
         let failed = |msg: String| {
             let _ = fs::write(&log_path, format!("mmon: {msg}\n"));
-            RunReport { termination: Termination::SpawnFailed(msg), duration: start.elapsed() }
+            RunReport {
+                termination: Termination::SpawnFailed(msg),
+                duration: start.elapsed(),
+            }
         };
         let log = match File::create(&log_path) {
             Ok(f) => f,
@@ -117,7 +122,10 @@ impl Runner for ProcessRunner {
             Ok(pair) => pair,
             Err(e) => {
                 let program = job.argv.first().map_or("", String::as_str);
-                return failed(format!("cannot start {program:?} in {}: {e}", job.workdir.display()));
+                return failed(format!(
+                    "cannot start {program:?} in {}: {e}",
+                    job.workdir.display()
+                ));
             }
         };
         let copier = std::thread::spawn(move || copy_capped(reader, log, LOG_CAP));
@@ -144,17 +152,25 @@ impl Runner for ProcessRunner {
                 stop_group(&mut child, pgid, job.grace);
                 break Termination::TimedOut;
             }
-            std::thread::sleep(Duration::from_millis(5).min(deadline.saturating_duration_since(Instant::now())));
+            std::thread::sleep(
+                Duration::from_millis(5).min(deadline.saturating_duration_since(Instant::now())),
+            );
         };
         if let Ok(Err(e)) = copier.join() {
             log::warn!("writing {}: {e}", log_path.display());
         }
-        RunReport { termination, duration: start.elapsed() }
+        RunReport {
+            termination,
+            duration: start.elapsed(),
+        }
     }
 }
 
 fn spawn(job: &Job) -> io::Result<(io::PipeReader, Child)> {
-    let (program, args) = job.argv.split_first().ok_or_else(|| io::Error::other("empty command"))?;
+    let (program, args) = job
+        .argv
+        .split_first()
+        .ok_or_else(|| io::Error::other("empty command"))?;
     let (reader, writer) = io::pipe()?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -194,7 +210,9 @@ fn stop_group(child: &mut Child, pgid: Pid, grace: Duration) {
                 break;
             }
             if Instant::now() >= until {
-                log::warn!("training processes still running {grace:?} after SIGTERM; sending SIGKILL");
+                log::warn!(
+                    "training processes still running {grace:?} after SIGTERM; sending SIGKILL"
+                );
                 let _ = killpg(pgid, Signal::SIGKILL);
                 break;
             }
@@ -233,7 +251,10 @@ fn copy_capped(mut from: impl Read, mut to: File, cap: u64) -> io::Result<()> {
         }
     }
     if dropped > 0 {
-        writeln!(to, "\n[mmon: train.log capped at {cap} bytes; {dropped} bytes omitted here]")?;
+        writeln!(
+            to,
+            "\n[mmon: train.log capped at {cap} bytes; {dropped} bytes omitted here]"
+        )?;
     }
     let (a, b) = tail.as_slices();
     to.write_all(a)?;
@@ -276,12 +297,17 @@ pub struct TrialSuccess {
 /// Judges a finished trial by SPEC §7: exit 0, at least one file besides
 /// mmon's own, and with `select` a `metrics.json` object whose selected
 /// metric is a finite number.
-pub fn judge(report: &RunReport, job: &Job, select: Option<&Select>) -> Result<TrialSuccess, TrialFailure> {
+pub fn judge(
+    report: &RunReport,
+    job: &Job,
+    select: Option<&Select>,
+) -> Result<TrialSuccess, TrialFailure> {
     match &report.termination {
         Termination::Exited(0) => {}
         Termination::Exited(code) => return Err(TrialFailure::Exited(*code)),
         Termination::Signaled(sig) => {
-            let name = Signal::try_from(*sig).map_or_else(|_| sig.to_string(), |s| format!("{sig} ({s})"));
+            let name =
+                Signal::try_from(*sig).map_or_else(|_| sig.to_string(), |s| format!("{sig} ({s})"));
             return Err(TrialFailure::Signaled(name));
         }
         Termination::TimedOut => return Err(TrialFailure::TimedOut(job.timeout)),
@@ -293,7 +319,10 @@ pub fn judge(report: &RunReport, job: &Job, select: Option<&Select>) -> Result<T
     if let Some(bad) = entries.iter().find(|e| !e.regular) {
         return Err(TrialFailure::NotRegular(bad.path.clone()));
     }
-    if !entries.iter().any(|e| e.path != PARAMS_JSON && e.path != TRAIN_LOG) {
+    if !entries
+        .iter()
+        .any(|e| e.path != PARAMS_JSON && e.path != TRAIN_LOG)
+    {
         return Err(TrialFailure::NoOutput);
     }
     let metrics = read_metrics(&job.output_dir, select)?;
@@ -305,7 +334,10 @@ pub fn judge(report: &RunReport, job: &Job, select: Option<&Select>) -> Result<T
                 Some(v) => Some(v),
                 None => {
                     let found = found.map_or("nothing".to_string(), Value::to_string);
-                    return Err(TrialFailure::MetricNotFinite { metric: s.metric.clone(), found });
+                    return Err(TrialFailure::MetricNotFinite {
+                        metric: s.metric.clone(),
+                        found,
+                    });
                 }
             }
         }
@@ -326,7 +358,10 @@ fn read_metrics(dir: &Path, select: Option<&Select>) -> Result<Option<Value>, Tr
     };
     match serde_json::from_str::<Value>(&text) {
         Ok(v @ Value::Object(_)) => Ok(Some(v)),
-        Ok(other) => Err(TrialFailure::MetricsInvalid(format!("found {}", short(&other.to_string())))),
+        Ok(other) => Err(TrialFailure::MetricsInvalid(format!(
+            "found {}",
+            short(&other.to_string())
+        ))),
         // Without `select` the metrics are informational; a broken file is
         // still a broken trial, since the team's trainer meant to write it.
         Err(e) => Err(TrialFailure::MetricsInvalid(e.to_string())),
@@ -334,7 +369,11 @@ fn read_metrics(dir: &Path, select: Option<&Select>) -> Result<Option<Value>, Tr
 }
 
 fn short(s: &str) -> String {
-    if s.chars().count() > 60 { format!("{}…", s.chars().take(60).collect::<String>()) } else { s.to_string() }
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 /// One scripted outcome of [`FakeRunner`].
@@ -363,7 +402,12 @@ pub struct FakeRunner {
 impl FakeRunner {
     /// `metric` is the field that `Ok(Some(v))` writes into `metrics.json`.
     pub fn new(script: Vec<FakeTrial>, metric: &str) -> FakeRunner {
-        FakeRunner { script, metric: metric.to_string(), next: 0, jobs: Arc::default() }
+        FakeRunner {
+            script,
+            metric: metric.to_string(),
+            next: 0,
+            jobs: Arc::default(),
+        }
     }
 
     /// Parses a script such as `ok=0.91,exit=1,timeout,empty,ok`.
@@ -376,7 +420,9 @@ impl FakeRunner {
                 None if token == "timeout" => FakeTrial::Timeout,
                 None if token == "empty" => FakeTrial::Empty,
                 Some(("ok", v)) => FakeTrial::Ok(Some(v.parse().map_err(|_| bad())?)),
-                Some(("exit", v)) => FakeTrial::Exit(v.parse().ok().filter(|c| *c != 0).ok_or_else(bad)?),
+                Some(("exit", v)) => {
+                    FakeTrial::Exit(v.parse().ok().filter(|c| *c != 0).ok_or_else(bad)?)
+                }
                 _ => return Err(bad()),
             });
         }
@@ -394,25 +440,40 @@ impl FakeRunner {
 
 /// A `--fake-training` script token that is not understood.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("fake training script: cannot understand {0:?}; expected ok, ok=VALUE, exit=CODE, timeout or empty, separated by commas")]
+#[error(
+    "fake training script: cannot understand {0:?}; expected ok, ok=VALUE, exit=CODE, timeout or empty, separated by commas"
+)]
 pub struct FakeSpecError(pub String);
 
 impl Runner for FakeRunner {
     fn run(&mut self, job: &Job) -> RunReport {
-        self.jobs.lock().expect("fake runner jobs").push(job.clone());
+        self.jobs
+            .lock()
+            .expect("fake runner jobs")
+            .push(job.clone());
         let step = self.script[self.next % self.script.len()].clone();
         self.next += 1;
         let dir = &job.output_dir;
-        let params = job.env.iter().find(|(k, _)| k == "MMON_PARAMS").map_or("{}", |(_, v)| v.as_str());
+        let params = job
+            .env
+            .iter()
+            .find(|(k, _)| k == "MMON_PARAMS")
+            .map_or("{}", |(_, v)| v.as_str());
         let write = |name: &str, text: String| {
             let _ = fs::write(dir.join(name), text);
         };
-        write(TRAIN_LOG, format!("fake training: {}\n", job.argv.join(" ")));
+        write(
+            TRAIN_LOG,
+            format!("fake training: {}\n", job.argv.join(" ")),
+        );
         let termination = match step {
             FakeTrial::Ok(value) => {
                 write("model.json", format!("{{\"params\": {params}}}\n"));
                 if let Some(v) = value {
-                    write(METRICS_JSON, serde_json::json!({ self.metric.as_str(): v }).to_string());
+                    write(
+                        METRICS_JSON,
+                        serde_json::json!({ self.metric.as_str(): v }).to_string(),
+                    );
                 }
                 Termination::Exited(0)
             }
@@ -420,7 +481,10 @@ impl Runner for FakeRunner {
             FakeTrial::Timeout => Termination::TimedOut,
             FakeTrial::Empty => Termination::Exited(0),
         };
-        RunReport { termination, duration: Duration::from_millis(1) }
+        RunReport {
+            termination,
+            duration: Duration::from_millis(1),
+        }
     }
 }
 
@@ -441,7 +505,10 @@ mod tests {
     }
 
     fn select() -> Select {
-        Select { metric: "val_accuracy".into(), goal: Goal::Max }
+        Select {
+            metric: "val_accuracy".into(),
+            goal: Goal::Max,
+        }
     }
 
     #[test]
@@ -453,8 +520,14 @@ mod tests {
         let r = ProcessRunner::new().run(&j);
         assert_eq!(r.termination, Termination::Exited(0));
         let log = fs::read_to_string(dir.path().join(TRAIN_LOG)).unwrap();
-        assert!(log.contains("out\n") && log.contains("err\n") && log.contains("stdin-closed"), "{log}");
-        assert_eq!(fs::read_to_string(dir.path().join("model.txt")).unwrap(), "42\n");
+        assert!(
+            log.contains("out\n") && log.contains("err\n") && log.contains("stdin-closed"),
+            "{log}"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("model.txt")).unwrap(),
+            "42\n"
+        );
         let ok = judge(&r, &j, Some(&select())).unwrap();
         assert_eq!(ok.value, Some(0.75));
     }
@@ -470,19 +543,36 @@ mod tests {
         let r = ProcessRunner::new().run(&j);
         assert_eq!(judge(&r, &j, None), Err(TrialFailure::NoOutput));
 
-        fs::write(dir.path().join("metrics.json"), r#"{"val_accuracy": "n/a"}"#).unwrap();
-        assert!(matches!(judge(&r, &j, Some(&select())), Err(TrialFailure::MetricNotFinite { .. })));
+        fs::write(
+            dir.path().join("metrics.json"),
+            r#"{"val_accuracy": "n/a"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            judge(&r, &j, Some(&select())),
+            Err(TrialFailure::MetricNotFinite { .. })
+        ));
         fs::write(dir.path().join("metrics.json"), "[1]").unwrap();
-        assert!(matches!(judge(&r, &j, Some(&select())), Err(TrialFailure::MetricsInvalid(_))));
+        assert!(matches!(
+            judge(&r, &j, Some(&select())),
+            Err(TrialFailure::MetricsInvalid(_))
+        ));
         fs::remove_file(dir.path().join("metrics.json")).unwrap();
         fs::write(dir.path().join("model.bin"), "w").unwrap();
         assert_eq!(judge(&r, &j, None).unwrap().value, None);
-        assert_eq!(judge(&r, &j, Some(&select())), Err(TrialFailure::MetricsMissing("val_accuracy".into())));
+        assert_eq!(
+            judge(&r, &j, Some(&select())),
+            Err(TrialFailure::MetricsMissing("val_accuracy".into()))
+        );
 
         let j = job(dir.path(), &["/nonexistent/trainer"], 5000, 1000);
         let r = ProcessRunner::new().run(&j);
         assert!(matches!(r.termination, Termination::SpawnFailed(_)));
-        assert!(fs::read_to_string(dir.path().join(TRAIN_LOG)).unwrap().contains("cannot start"));
+        assert!(
+            fs::read_to_string(dir.path().join(TRAIN_LOG))
+                .unwrap()
+                .contains("cannot start")
+        );
     }
 
     #[test]
@@ -496,10 +586,21 @@ mod tests {
         let t = Instant::now();
         let r = ProcessRunner::new().run(&j);
         assert_eq!(r.termination, Termination::TimedOut);
-        assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
-        let pid: i32 = fs::read_to_string(dir.path().join("grandchild.pid")).unwrap().trim().parse().unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
+        let pid: i32 = fs::read_to_string(dir.path().join("grandchild.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(!process_alive(pid), "grandchild {pid} survived");
-        assert_eq!(judge(&r, &j, None), Err(TrialFailure::TimedOut(Duration::from_millis(300))));
+        assert_eq!(
+            judge(&r, &j, None),
+            Err(TrialFailure::TimedOut(Duration::from_millis(300)))
+        );
     }
 
     #[test]
@@ -512,7 +613,11 @@ mod tests {
         let r = ProcessRunner::new().run(&j);
         assert_eq!(r.termination, Termination::Exited(0));
         assert!(t.elapsed() < Duration::from_secs(3));
-        let pid: i32 = fs::read_to_string(dir.path().join("straggler.pid")).unwrap().trim().parse().unwrap();
+        let pid: i32 = fs::read_to_string(dir.path().join("straggler.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(!process_alive(pid));
     }
 
@@ -552,7 +657,10 @@ mod tests {
         let j = job(dir.path(), &["train"], 1, 1);
         let r = fake.run(&j);
         assert_eq!(r.termination, Termination::Exited(0));
-        assert_eq!(fs::read_to_string(dir.path().join("metrics.json")).unwrap(), r#"{"acc":0.5}"#);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("metrics.json")).unwrap(),
+            r#"{"acc":0.5}"#
+        );
         assert_eq!(fake.run(&j).termination, Termination::Exited(2));
         assert_eq!(fake.run(&j).termination, Termination::TimedOut);
         assert_eq!(fake.run(&j).termination, Termination::Exited(0));
@@ -564,7 +672,12 @@ mod tests {
     fn process_alive(pid: i32) -> bool {
         // A zombie still answers kill(0); check its state instead.
         match fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
             Err(_) => false,
         }
     }

@@ -79,7 +79,11 @@ pub fn propose(
     let mut rng = ChaCha8Rng::from_seed(bytes);
     let params = match space.strategy {
         Strategy::Tpe if history.len() >= TPE_STARTUP => tpe(space, goal, history, &mut rng),
-        _ => space.params.iter().map(|(k, spec)| (k.clone(), random(spec, &mut rng))).collect(),
+        _ => space
+            .params
+            .iter()
+            .map(|(k, spec)| (k.clone(), random(spec, &mut rng)))
+            .collect(),
     };
     Proposal { seed, params }
 }
@@ -93,12 +97,16 @@ fn random(spec: &ParamSpec, rng: &mut ChaCha8Rng) -> Value {
     match spec {
         ParamSpec::Constant(v) => v.clone(),
         ParamSpec::Uniform(a, b) => float(a + unit(rng) * (b - a)),
-        ParamSpec::LogUniform(a, b) => float((a.ln() + unit(rng) * (b.ln() - a.ln())).exp().clamp(*a, *b)),
+        ParamSpec::LogUniform(a, b) => {
+            float((a.ln() + unit(rng) * (b.ln() - a.ln())).exp().clamp(*a, *b))
+        }
         ParamSpec::Int(a, b) => {
             let span = (b - a) as f64 + 1.0;
             Value::from((*a + (unit(rng) * span) as i64).min(*b))
         }
-        ParamSpec::Choice(options) => options[((unit(rng) * options.len() as f64) as usize).min(options.len() - 1)].clone(),
+        ParamSpec::Choice(options) => {
+            options[((unit(rng) * options.len() as f64) as usize).min(options.len() - 1)].clone()
+        }
     }
 }
 
@@ -106,7 +114,12 @@ fn float(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
-fn tpe(space: &SearchSpace, goal: Option<Goal>, history: &[TrialRecord], rng: &mut ChaCha8Rng) -> BTreeMap<String, Value> {
+fn tpe(
+    space: &SearchSpace,
+    goal: Option<Goal>,
+    history: &[TrialRecord],
+    rng: &mut ChaCha8Rng,
+) -> BTreeMap<String, Value> {
     let loss = |r: &TrialRecord| match (r.ok, r.value, goal) {
         (false, _, _) => f64::INFINITY,
         (true, Some(v), Some(Goal::Max)) => -v,
@@ -114,7 +127,11 @@ fn tpe(space: &SearchSpace, goal: Option<Goal>, history: &[TrialRecord], rng: &m
         (true, _, _) => 0.0,
     };
     let mut order: Vec<usize> = (0..history.len()).collect();
-    order.sort_by(|&a, &b| loss(&history[a]).total_cmp(&loss(&history[b])).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        loss(&history[a])
+            .total_cmp(&loss(&history[b]))
+            .then(a.cmp(&b))
+    });
     let n = history.len();
     let n_good = ((TPE_GAMMA * n as f64).ceil() as usize).clamp(1, n - 1);
     let good: Vec<&TrialRecord> = order[..n_good].iter().map(|&i| &history[i]).collect();
@@ -126,7 +143,13 @@ fn tpe(space: &SearchSpace, goal: Option<Goal>, history: &[TrialRecord], rng: &m
             ParamSpec::Constant(v) => v.clone(),
             ParamSpec::Choice(options) => {
                 let count = |set: &[&TrialRecord]| -> Vec<f64> {
-                    options.iter().map(|o| 1.0 + set.iter().filter(|r| r.params.get(name) == Some(o)).count() as f64).collect()
+                    options
+                        .iter()
+                        .map(|o| {
+                            1.0 + set.iter().filter(|r| r.params.get(name) == Some(o)).count()
+                                as f64
+                        })
+                        .collect()
                 };
                 let (l, g) = (count(&good), count(&bad));
                 let (l_sum, g_sum): (f64, f64) = (l.iter().sum(), g.iter().sum());
@@ -159,7 +182,11 @@ fn tpe(space: &SearchSpace, goal: Option<Goal>, history: &[TrialRecord], rng: &m
                         .map(to)
                         .collect()
                 };
-                let x = best_candidate(&Parzen::new(obs(&good), lo, hi), &Parzen::new(obs(&bad), lo, hi), rng);
+                let x = best_candidate(
+                    &Parzen::new(obs(&good), lo, hi),
+                    &Parzen::new(obs(&bad), lo, hi),
+                    rng,
+                );
                 float(if log { x.exp().clamp(*a, *b) } else { x })
             }
             ParamSpec::Int(a, b) => {
@@ -171,7 +198,11 @@ fn tpe(space: &SearchSpace, goal: Option<Goal>, history: &[TrialRecord], rng: &m
                         .map(|x| x as f64)
                         .collect()
                 };
-                let x = best_candidate(&Parzen::new(obs(&good), lo, hi), &Parzen::new(obs(&bad), lo, hi), rng);
+                let x = best_candidate(
+                    &Parzen::new(obs(&good), lo, hi),
+                    &Parzen::new(obs(&bad), lo, hi),
+                    rng,
+                );
                 Value::from((x.round() as i64).clamp(*a, *b))
             }
         };
@@ -209,7 +240,11 @@ impl Parzen {
 
     fn pdf(&self, x: f64) -> f64 {
         let norm = 1.0 / (self.sigma * (2.0 * std::f64::consts::PI).sqrt());
-        let bumps: f64 = self.mus.iter().map(|m| norm * (-0.5 * ((x - m) / self.sigma).powi(2)).exp()).sum();
+        let bumps: f64 = self
+            .mus
+            .iter()
+            .map(|m| norm * (-0.5 * ((x - m) / self.sigma).powi(2)).exp())
+            .sum();
         (1.0 / (self.hi - self.lo) + bumps) / (self.mus.len() as f64 + 1.0)
     }
 
@@ -243,9 +278,15 @@ mod tests {
             strategy,
             seed: 7,
             params: BTreeMap::from([
-                ("learning_rate".to_string(), ParamSpec::LogUniform(1e-4, 1e-2)),
+                (
+                    "learning_rate".to_string(),
+                    ParamSpec::LogUniform(1e-4, 1e-2),
+                ),
                 ("batch_size".to_string(), ParamSpec::Int(16, 128)),
-                ("optimizer".to_string(), ParamSpec::Choice(vec![json!("adam"), json!("sgd")])),
+                (
+                    "optimizer".to_string(),
+                    ParamSpec::Choice(vec![json!("adam"), json!("sgd")]),
+                ),
                 ("dropout".to_string(), ParamSpec::Uniform(0.0, 0.5)),
                 ("epochs".to_string(), ParamSpec::Constant(json!(3))),
             ]),
@@ -269,7 +310,10 @@ mod tests {
                     params: BTreeMap::from([
                         ("learning_rate".to_string(), json!(lr)),
                         ("batch_size".to_string(), json!(16 + 8 * i as i64)),
-                        ("optimizer".to_string(), json!(if (3..9).contains(&i) { "adam" } else { "sgd" })),
+                        (
+                            "optimizer".to_string(),
+                            json!(if (3..9).contains(&i) { "adam" } else { "sgd" }),
+                        ),
                         ("dropout".to_string(), json!(0.04 * i as f64)),
                         ("epochs".to_string(), json!(3)),
                     ]),
@@ -304,7 +348,14 @@ mod tests {
 
     #[test]
     fn random_golden() {
-        let p = propose(&space(Strategy::Random), Some(Goal::Max), "churn", "1.0.1", 1, &[]);
+        let p = propose(
+            &space(Strategy::Random),
+            Some(Goal::Max),
+            "churn",
+            "1.0.1",
+            1,
+            &[],
+        );
         assert_eq!(p.seed, GOLDEN_RANDOM_SEED);
         assert_eq!(serde_json::to_string(&p.params).unwrap(), GOLDEN_RANDOM);
     }
@@ -314,8 +365,22 @@ mod tests {
         let h = history();
         let short = &h[..TPE_STARTUP - 1];
         assert_eq!(
-            propose(&space(Strategy::Tpe), Some(Goal::Max), "churn", "1.0.1", 1, short),
-            propose(&space(Strategy::Random), Some(Goal::Max), "churn", "1.0.1", 1, &[]),
+            propose(
+                &space(Strategy::Tpe),
+                Some(Goal::Max),
+                "churn",
+                "1.0.1",
+                1,
+                short
+            ),
+            propose(
+                &space(Strategy::Random),
+                Some(Goal::Max),
+                "churn",
+                "1.0.1",
+                1,
+                &[]
+            ),
         );
     }
 
@@ -323,7 +388,12 @@ mod tests {
     fn tpe_golden() {
         let s = space(Strategy::Tpe);
         let got: Vec<String> = (1..=3)
-            .map(|t| serde_json::to_string(&propose(&s, Some(Goal::Max), "churn", "1.0.1", t, &history()).params).unwrap())
+            .map(|t| {
+                serde_json::to_string(
+                    &propose(&s, Some(Goal::Max), "churn", "1.0.1", t, &history()).params,
+                )
+                .unwrap()
+            })
             .collect();
         assert_eq!(got, GOLDEN_TPE);
     }
@@ -334,16 +404,23 @@ mod tests {
         // proposals tpe should mostly agree.
         let s = space(Strategy::Tpe);
         let h = history();
-        let props: Vec<Proposal> = (1..=40).map(|t| propose(&s, Some(Goal::Max), "churn", "1.0.1", t, &h)).collect();
-        let adam = props.iter().filter(|p| p.params["optimizer"] == json!("adam")).count();
-        let near = props.iter().filter(|p| (4e-4..2.5e-3).contains(&p.params["learning_rate"].as_f64().unwrap())).count();
+        let props: Vec<Proposal> = (1..=40)
+            .map(|t| propose(&s, Some(Goal::Max), "churn", "1.0.1", t, &h))
+            .collect();
+        let adam = props
+            .iter()
+            .filter(|p| p.params["optimizer"] == json!("adam"))
+            .count();
+        let near = props
+            .iter()
+            .filter(|p| (4e-4..2.5e-3).contains(&p.params["learning_rate"].as_f64().unwrap()))
+            .count();
         assert!(adam > 30, "adam chosen {adam}/40");
         assert!(near > 25, "lr near 1e-3 chosen {near}/40");
     }
 
     const GOLDEN_RANDOM_SEED: u64 = 16806387836885285027;
-    const GOLDEN_RANDOM: &str =
-        r#"{"batch_size":97,"dropout":0.06689662631163973,"epochs":3,"learning_rate":0.0024849480911108687,"optimizer":"adam"}"#;
+    const GOLDEN_RANDOM: &str = r#"{"batch_size":97,"dropout":0.06689662631163973,"epochs":3,"learning_rate":0.0024849480911108687,"optimizer":"adam"}"#;
     const GOLDEN_TPE: [&str; 3] = [
         r#"{"batch_size":64,"dropout":0.2280374951956509,"epochs":3,"learning_rate":0.0012007703501777476,"optimizer":"adam"}"#,
         r#"{"batch_size":65,"dropout":0.2440572851241635,"epochs":3,"learning_rate":0.0010753950155087421,"optimizer":"adam"}"#,
