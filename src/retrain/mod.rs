@@ -7,16 +7,21 @@
 //! published, failed or skipped, and returns a [`RetrainOutcome`] whose
 //! [`RetrainOutcome::to_json`] is the window's `retrain` field (SPEC §5).
 
+mod clock;
 pub mod config;
+pub mod fake;
 pub mod history;
+mod outcome;
 mod retrainer;
 pub mod runner;
+pub mod search;
 pub mod template;
 pub mod tuner;
+pub mod verdict;
 
+pub use clock::{Clock, ClockMode, FixedClock, SystemClock};
 pub use config::{ConfigError, RetrainConfig};
-pub use retrainer::{
-    Clock, ClockMode, DryRun, FailedRetrain, FixedClock, PlannedTrial, Published, RetrainOutcome,
-    Retrainer, Skip, SystemClock,
-};
-pub use runner::{FakeRunner, FakeTrial, Job, ProcessRunner, RunReport, Runner, Termination};
+pub use fake::{FakeRunner, FakeTrial};
+pub use outcome::{DryRun, FailedRetrain, PlannedTrial, Published, RetrainOutcome, Skip};
+pub use retrainer::Retrainer;
+pub use runner::{Job, ProcessRunner, RunReport, Runner, Termination};

@@ -1,7 +1,7 @@
 //! Running the training command, and deciding whether a trial succeeded.
 //!
 //! [`Runner`] is the seam: [`ProcessRunner`] runs the real command, and
-//! [`FakeRunner`] plays a script of outcomes without starting anything or
+//! [`FakeRunner`](super::fake::FakeRunner) plays a script of outcomes without starting anything or
 //! sleeping, for tests and the hidden `--fake-training` flag.
 //!
 //! The real command runs without a shell, in `workdir`, stdin closed, as the
@@ -18,17 +18,14 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde_json::Value;
-
-use super::config::Select;
 
 /// The log file mmon writes into every output folder.
 pub const TRAIN_LOG: &str = "train.log";
@@ -262,236 +259,12 @@ fn copy_capped(mut from: impl Read, mut to: File, cap: u64) -> io::Result<()> {
     to.sync_all()
 }
 
-/// Why a trial failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TrialFailure {
-    #[error("{0}")]
-    SpawnFailed(String),
-    #[error("exited with status {0}")]
-    Exited(i32),
-    #[error("killed by signal {0}")]
-    Signaled(String),
-    #[error("timed out after {}", humantime::format_duration(*.0))]
-    TimedOut(Duration),
-    #[error("stopped because mmon was shutting down")]
-    Interrupted,
-    #[error("exited 0 but wrote no file besides params.json and train.log")]
-    NoOutput,
-    #[error("output holds {0}, which is not a regular file; a version holds regular files only")]
-    NotRegular(String),
-    #[error("no metrics.json in the output (select needs {0:?})")]
-    MetricsMissing(String),
-    #[error("metrics.json is not a JSON object: {0}")]
-    MetricsInvalid(String),
-    #[error("metrics.json has no finite number {metric:?} (found {found})")]
-    MetricNotFinite { metric: String, found: String },
-}
-
-/// A successful trial's selected value and metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrialSuccess {
-    pub value: Option<f64>,
-    pub metrics: Option<Value>,
-}
-
-/// Judges a finished trial by SPEC §7: exit 0, at least one file besides
-/// mmon's own, and with `select` a `metrics.json` object whose selected
-/// metric is a finite number.
-pub fn judge(
-    report: &RunReport,
-    job: &Job,
-    select: Option<&Select>,
-) -> Result<TrialSuccess, TrialFailure> {
-    match &report.termination {
-        Termination::Exited(0) => {}
-        Termination::Exited(code) => return Err(TrialFailure::Exited(*code)),
-        Termination::Signaled(sig) => {
-            let name =
-                Signal::try_from(*sig).map_or_else(|_| sig.to_string(), |s| format!("{sig} ({s})"));
-            return Err(TrialFailure::Signaled(name));
-        }
-        Termination::TimedOut => return Err(TrialFailure::TimedOut(job.timeout)),
-        Termination::Interrupted => return Err(TrialFailure::Interrupted),
-        Termination::SpawnFailed(msg) => return Err(TrialFailure::SpawnFailed(msg.clone())),
-    }
-    let entries = crate::registry::manifest::walk(&job.output_dir)
-        .map_err(|e| TrialFailure::SpawnFailed(format!("cannot list the output folder: {e}")))?;
-    if let Some(bad) = entries.iter().find(|e| !e.regular) {
-        return Err(TrialFailure::NotRegular(bad.path.clone()));
-    }
-    if !entries
-        .iter()
-        .any(|e| e.path != PARAMS_JSON && e.path != TRAIN_LOG)
-    {
-        return Err(TrialFailure::NoOutput);
-    }
-    let metrics = read_metrics(&job.output_dir, select)?;
-    let value = match select {
-        None => None,
-        Some(s) => {
-            let found = metrics.as_ref().and_then(|m| m.get(&s.metric));
-            match found.and_then(Value::as_f64).filter(|v| v.is_finite()) {
-                Some(v) => Some(v),
-                None => {
-                    let found = found.map_or("nothing".to_string(), Value::to_string);
-                    return Err(TrialFailure::MetricNotFinite {
-                        metric: s.metric.clone(),
-                        found,
-                    });
-                }
-            }
-        }
-    };
-    Ok(TrialSuccess { value, metrics })
-}
-
-fn read_metrics(dir: &Path, select: Option<&Select>) -> Result<Option<Value>, TrialFailure> {
-    let text = match fs::read_to_string(dir.join(METRICS_JSON)) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return match select {
-                Some(s) => Err(TrialFailure::MetricsMissing(s.metric.clone())),
-                None => Ok(None),
-            };
-        }
-        Err(e) => return Err(TrialFailure::MetricsInvalid(e.to_string())),
-    };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(v @ Value::Object(_)) => Ok(Some(v)),
-        Ok(other) => Err(TrialFailure::MetricsInvalid(format!(
-            "found {}",
-            short(&other.to_string())
-        ))),
-        // Without `select` the metrics are informational; a broken file is
-        // still a broken trial, since the team's trainer meant to write it.
-        Err(e) => Err(TrialFailure::MetricsInvalid(e.to_string())),
-    }
-}
-
-fn short(s: &str) -> String {
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    } else {
-        s.to_string()
-    }
-}
-
-/// One scripted outcome of [`FakeRunner`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum FakeTrial {
-    /// Exit 0, write `model.json` and, with a value, `metrics.json`.
-    Ok(Option<f64>),
-    /// Exit with this non-zero status after writing a log line.
-    Exit(i32),
-    /// Report a timeout without waiting for one.
-    Timeout,
-    /// Exit 0 having written nothing.
-    Empty,
-}
-
-/// Plays a script of outcomes (cycling), starts nothing and never sleeps.
-/// Every job it was given is kept for inspection.
-#[derive(Debug, Clone)]
-pub struct FakeRunner {
-    script: Vec<FakeTrial>,
-    metric: String,
-    next: usize,
-    jobs: Arc<Mutex<Vec<Job>>>,
-}
-
-impl FakeRunner {
-    /// `metric` is the field that `Ok(Some(v))` writes into `metrics.json`.
-    pub fn new(script: Vec<FakeTrial>, metric: &str) -> FakeRunner {
-        FakeRunner {
-            script,
-            metric: metric.to_string(),
-            next: 0,
-            jobs: Arc::default(),
-        }
-    }
-
-    /// Parses a script such as `ok=0.91,exit=1,timeout,empty,ok`.
-    pub fn from_spec(spec: &str, metric: &str) -> Result<FakeRunner, FakeSpecError> {
-        let mut script = Vec::new();
-        for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let bad = || FakeSpecError(token.to_string());
-            script.push(match token.split_once('=') {
-                None if token == "ok" => FakeTrial::Ok(None),
-                None if token == "timeout" => FakeTrial::Timeout,
-                None if token == "empty" => FakeTrial::Empty,
-                Some(("ok", v)) => FakeTrial::Ok(Some(v.parse().map_err(|_| bad())?)),
-                Some(("exit", v)) => {
-                    FakeTrial::Exit(v.parse().ok().filter(|c| *c != 0).ok_or_else(bad)?)
-                }
-                _ => return Err(bad()),
-            });
-        }
-        if script.is_empty() {
-            return Err(FakeSpecError(spec.to_string()));
-        }
-        Ok(FakeRunner::new(script, metric))
-    }
-
-    /// The jobs run so far, shared with clones of this runner.
-    pub fn jobs(&self) -> Arc<Mutex<Vec<Job>>> {
-        Arc::clone(&self.jobs)
-    }
-}
-
-/// A `--fake-training` script token that is not understood.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(
-    "fake training script: cannot understand {0:?}; expected ok, ok=VALUE, exit=CODE, timeout or empty, separated by commas"
-)]
-pub struct FakeSpecError(pub String);
-
-impl Runner for FakeRunner {
-    fn run(&mut self, job: &Job) -> RunReport {
-        self.jobs
-            .lock()
-            .expect("fake runner jobs")
-            .push(job.clone());
-        let step = self.script[self.next % self.script.len()].clone();
-        self.next += 1;
-        let dir = &job.output_dir;
-        let params = job
-            .env
-            .iter()
-            .find(|(k, _)| k == "MMON_PARAMS")
-            .map_or("{}", |(_, v)| v.as_str());
-        let write = |name: &str, text: String| {
-            let _ = fs::write(dir.join(name), text);
-        };
-        write(
-            TRAIN_LOG,
-            format!("fake training: {}\n", job.argv.join(" ")),
-        );
-        let termination = match step {
-            FakeTrial::Ok(value) => {
-                write("model.json", format!("{{\"params\": {params}}}\n"));
-                if let Some(v) = value {
-                    write(
-                        METRICS_JSON,
-                        serde_json::json!({ self.metric.as_str(): v }).to_string(),
-                    );
-                }
-                Termination::Exited(0)
-            }
-            FakeTrial::Exit(code) => Termination::Exited(code),
-            FakeTrial::Timeout => Termination::TimedOut,
-            FakeTrial::Empty => Termination::Exited(0),
-        };
-        RunReport {
-            termination,
-            duration: Duration::from_millis(1),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retrain::config::Goal;
+    use crate::retrain::config::{Goal, Select};
+    use crate::retrain::verdict::{TrialFailure, judge};
+    use std::path::Path;
 
     fn job(dir: &Path, argv: &[&str], timeout_ms: u64, grace_ms: u64) -> Job {
         Job {
@@ -648,25 +421,6 @@ mod tests {
         assert!(text.starts_with("HEAD") && text.ends_with("TAIL"));
         assert!(text.contains("9908 bytes omitted"), "{text}");
         assert!(text.len() < 200);
-    }
-
-    #[test]
-    fn fake_runner_plays_its_script() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut fake = FakeRunner::from_spec("ok=0.5, exit=2, timeout, empty", "acc").unwrap();
-        let j = job(dir.path(), &["train"], 1, 1);
-        let r = fake.run(&j);
-        assert_eq!(r.termination, Termination::Exited(0));
-        assert_eq!(
-            fs::read_to_string(dir.path().join("metrics.json")).unwrap(),
-            r#"{"acc":0.5}"#
-        );
-        assert_eq!(fake.run(&j).termination, Termination::Exited(2));
-        assert_eq!(fake.run(&j).termination, Termination::TimedOut);
-        assert_eq!(fake.run(&j).termination, Termination::Exited(0));
-        assert_eq!(fake.jobs().lock().unwrap().len(), 4);
-        assert!(FakeRunner::from_spec("exit=0", "acc").is_err());
-        assert!(FakeRunner::from_spec("boom", "acc").is_err());
     }
 
     fn process_alive(pid: i32) -> bool {
