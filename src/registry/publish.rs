@@ -49,7 +49,7 @@ impl PublishStep {
 
 /// Called before each step; an error stops publication right there, as a
 /// crash would (nothing is undone). For tests and crash drills only.
-pub type PublishHook = Box<dyn FnMut(PublishStep) -> io::Result<()>>;
+pub type PublishHook = Box<dyn FnMut(PublishStep) -> io::Result<()> + Send>;
 
 impl ModelDir {
     /// Publishes the staging folder `staging` as `version`. `manifest` is

@@ -579,3 +579,12 @@ struct Context<'a> {
     new: &'a semver::Version,
     trigger: &'a Value,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_retrainer_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<super::Retrainer>();
+    }
+}
