@@ -1,4 +1,5 @@
 //! One module per subcommand; each returns the exit code of its outcome.
 
 pub mod init;
+pub mod registry;
 pub mod replay;
