@@ -13,6 +13,8 @@
 //! set of names is closed, so the validated configuration of each is a variant
 //! of [`DetectorConfig`], which is also what builds and restores instances.
 
+pub mod binary;
+pub mod ddm;
 pub mod decay;
 pub mod params;
 pub mod threshold;
@@ -106,10 +108,11 @@ pub fn save_state<T: Serialize>(state: &T) -> serde_json::Value {
 pub enum DetectorConfig {
     Decay(decay::Config),
     Threshold(threshold::Config),
+    Ddm(ddm::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold"];
+pub const NAMES: &[&str] = &["decay", "threshold", "ddm"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -125,6 +128,7 @@ impl DetectorConfig {
             "threshold" => {
                 DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
             }
+            "ddm" => DetectorConfig::Ddm(ddm::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -133,6 +137,7 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(_) => "decay",
             DetectorConfig::Threshold(_) => "threshold",
+            DetectorConfig::Ddm(_) => "ddm",
         }
     }
 
@@ -141,6 +146,7 @@ impl DetectorConfig {
         let mut value = match self {
             DetectorConfig::Decay(c) => save_state(c),
             DetectorConfig::Threshold(c) => save_state(c),
+            DetectorConfig::Ddm(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -154,6 +160,7 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
+            DetectorConfig::Ddm(c) => Box::new(ddm::Ddm::new(c.clone())),
         }
     }
 
@@ -164,6 +171,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(_) => {
                 Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
             }
+            DetectorConfig::Ddm(_) => Box::new(serde_json::from_value::<ddm::Ddm>(state)?),
         })
     }
 }
