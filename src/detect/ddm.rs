@@ -15,8 +15,10 @@
 //! `warning_threshold`).
 //!
 //! Estimates: the change starts right after the update where `p + s` was
-//! lowest; `before` is the error rate up to there (`p_min`), `after` the rate
-//! of the values since then, both in the monitored units.
+//! lowest, the reference DDM compares with; `before` is the error rate up to
+//! there (`p_min`), `after` the rate of the values since then, both in the
+//! monitored units. On a long stationary stretch the lowest `p + s` can fall
+//! some way before the change, which dilutes `after`.
 //!
 //! Differences from the paper and MOA, as in river: the test uses `>` against
 //! the minimum found so far, including on the update that sets it; the

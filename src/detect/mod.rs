@@ -16,7 +16,10 @@
 pub mod binary;
 pub mod ddm;
 pub mod decay;
+pub mod eddm;
 pub mod params;
+#[cfg(test)]
+mod synthetic;
 pub mod threshold;
 
 use serde::{Deserialize, Serialize};
@@ -109,10 +112,11 @@ pub enum DetectorConfig {
     Decay(decay::Config),
     Threshold(threshold::Config),
     Ddm(ddm::Config),
+    Eddm(eddm::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "ddm"];
+pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -129,6 +133,7 @@ impl DetectorConfig {
                 DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
             }
             "ddm" => DetectorConfig::Ddm(ddm::Config::from_params(direction, params)?),
+            "eddm" => DetectorConfig::Eddm(eddm::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -138,6 +143,7 @@ impl DetectorConfig {
             DetectorConfig::Decay(_) => "decay",
             DetectorConfig::Threshold(_) => "threshold",
             DetectorConfig::Ddm(_) => "ddm",
+            DetectorConfig::Eddm(_) => "eddm",
         }
     }
 
@@ -147,6 +153,7 @@ impl DetectorConfig {
             DetectorConfig::Decay(c) => save_state(c),
             DetectorConfig::Threshold(c) => save_state(c),
             DetectorConfig::Ddm(c) => save_state(c),
+            DetectorConfig::Eddm(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -161,6 +168,7 @@ impl DetectorConfig {
             DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
             DetectorConfig::Ddm(c) => Box::new(ddm::Ddm::new(c.clone())),
+            DetectorConfig::Eddm(c) => Box::new(eddm::Eddm::new(c.clone())),
         }
     }
 
@@ -172,6 +180,7 @@ impl DetectorConfig {
                 Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
             }
             DetectorConfig::Ddm(_) => Box::new(serde_json::from_value::<ddm::Ddm>(state)?),
+            DetectorConfig::Eddm(_) => Box::new(serde_json::from_value::<eddm::Eddm>(state)?),
         })
     }
 }
