@@ -17,6 +17,7 @@ pub mod binary;
 pub mod ddm;
 pub mod decay;
 pub mod eddm;
+pub mod hddm_a;
 pub mod params;
 #[cfg(test)]
 mod synthetic;
@@ -113,10 +114,11 @@ pub enum DetectorConfig {
     Threshold(threshold::Config),
     Ddm(ddm::Config),
     Eddm(eddm::Config),
+    HddmA(hddm_a::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm"];
+pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -134,6 +136,7 @@ impl DetectorConfig {
             }
             "ddm" => DetectorConfig::Ddm(ddm::Config::from_params(direction, params)?),
             "eddm" => DetectorConfig::Eddm(eddm::Config::from_params(direction, params)?),
+            "hddm-a" => DetectorConfig::HddmA(hddm_a::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -144,6 +147,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(_) => "threshold",
             DetectorConfig::Ddm(_) => "ddm",
             DetectorConfig::Eddm(_) => "eddm",
+            DetectorConfig::HddmA(_) => "hddm-a",
         }
     }
 
@@ -154,6 +158,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(c) => save_state(c),
             DetectorConfig::Ddm(c) => save_state(c),
             DetectorConfig::Eddm(c) => save_state(c),
+            DetectorConfig::HddmA(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -169,6 +174,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
             DetectorConfig::Ddm(c) => Box::new(ddm::Ddm::new(c.clone())),
             DetectorConfig::Eddm(c) => Box::new(eddm::Eddm::new(c.clone())),
+            DetectorConfig::HddmA(c) => Box::new(hddm_a::HddmA::new(c.clone())),
         }
     }
 
@@ -181,6 +187,7 @@ impl DetectorConfig {
             }
             DetectorConfig::Ddm(_) => Box::new(serde_json::from_value::<ddm::Ddm>(state)?),
             DetectorConfig::Eddm(_) => Box::new(serde_json::from_value::<eddm::Eddm>(state)?),
+            DetectorConfig::HddmA(_) => Box::new(serde_json::from_value::<hddm_a::HddmA>(state)?),
         })
     }
 }
