@@ -18,6 +18,7 @@ pub mod ddm;
 pub mod decay;
 pub mod eddm;
 pub mod hddm_a;
+pub mod hddm_w;
 pub mod params;
 #[cfg(test)]
 mod synthetic;
@@ -115,10 +116,11 @@ pub enum DetectorConfig {
     Ddm(ddm::Config),
     Eddm(eddm::Config),
     HddmA(hddm_a::Config),
+    HddmW(hddm_w::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a"];
+pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a", "hddm-w"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -137,6 +139,7 @@ impl DetectorConfig {
             "ddm" => DetectorConfig::Ddm(ddm::Config::from_params(direction, params)?),
             "eddm" => DetectorConfig::Eddm(eddm::Config::from_params(direction, params)?),
             "hddm-a" => DetectorConfig::HddmA(hddm_a::Config::from_params(direction, params)?),
+            "hddm-w" => DetectorConfig::HddmW(hddm_w::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -148,6 +151,7 @@ impl DetectorConfig {
             DetectorConfig::Ddm(_) => "ddm",
             DetectorConfig::Eddm(_) => "eddm",
             DetectorConfig::HddmA(_) => "hddm-a",
+            DetectorConfig::HddmW(_) => "hddm-w",
         }
     }
 
@@ -159,6 +163,7 @@ impl DetectorConfig {
             DetectorConfig::Ddm(c) => save_state(c),
             DetectorConfig::Eddm(c) => save_state(c),
             DetectorConfig::HddmA(c) => save_state(c),
+            DetectorConfig::HddmW(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -175,6 +180,7 @@ impl DetectorConfig {
             DetectorConfig::Ddm(c) => Box::new(ddm::Ddm::new(c.clone())),
             DetectorConfig::Eddm(c) => Box::new(eddm::Eddm::new(c.clone())),
             DetectorConfig::HddmA(c) => Box::new(hddm_a::HddmA::new(c.clone())),
+            DetectorConfig::HddmW(c) => Box::new(hddm_w::HddmW::new(c.clone())),
         }
     }
 
@@ -188,6 +194,7 @@ impl DetectorConfig {
             DetectorConfig::Ddm(_) => Box::new(serde_json::from_value::<ddm::Ddm>(state)?),
             DetectorConfig::Eddm(_) => Box::new(serde_json::from_value::<eddm::Eddm>(state)?),
             DetectorConfig::HddmA(_) => Box::new(serde_json::from_value::<hddm_a::HddmA>(state)?),
+            DetectorConfig::HddmW(_) => Box::new(serde_json::from_value::<hddm_w::HddmW>(state)?),
         })
     }
 }
