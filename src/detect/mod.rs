@@ -14,12 +14,14 @@
 //! of [`DetectorConfig`], which is also what builds and restores instances.
 
 pub mod binary;
+pub mod cusum;
 pub mod ddm;
 pub mod decay;
 pub mod eddm;
 pub mod hddm_a;
 pub mod hddm_w;
 pub mod params;
+pub mod reference;
 #[cfg(test)]
 mod synthetic;
 pub mod threshold;
@@ -117,10 +119,11 @@ pub enum DetectorConfig {
     Eddm(eddm::Config),
     HddmA(hddm_a::Config),
     HddmW(hddm_w::Config),
+    Cusum(cusum::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a", "hddm-w"];
+pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a", "hddm-w", "cusum"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -140,6 +143,7 @@ impl DetectorConfig {
             "eddm" => DetectorConfig::Eddm(eddm::Config::from_params(direction, params)?),
             "hddm-a" => DetectorConfig::HddmA(hddm_a::Config::from_params(direction, params)?),
             "hddm-w" => DetectorConfig::HddmW(hddm_w::Config::from_params(direction, params)?),
+            "cusum" => DetectorConfig::Cusum(cusum::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -152,6 +156,7 @@ impl DetectorConfig {
             DetectorConfig::Eddm(_) => "eddm",
             DetectorConfig::HddmA(_) => "hddm-a",
             DetectorConfig::HddmW(_) => "hddm-w",
+            DetectorConfig::Cusum(_) => "cusum",
         }
     }
 
@@ -164,6 +169,7 @@ impl DetectorConfig {
             DetectorConfig::Eddm(c) => save_state(c),
             DetectorConfig::HddmA(c) => save_state(c),
             DetectorConfig::HddmW(c) => save_state(c),
+            DetectorConfig::Cusum(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -181,6 +187,7 @@ impl DetectorConfig {
             DetectorConfig::Eddm(c) => Box::new(eddm::Eddm::new(c.clone())),
             DetectorConfig::HddmA(c) => Box::new(hddm_a::HddmA::new(c.clone())),
             DetectorConfig::HddmW(c) => Box::new(hddm_w::HddmW::new(c.clone())),
+            DetectorConfig::Cusum(c) => Box::new(cusum::Cusum::new(c.clone())),
         }
     }
 
@@ -195,6 +202,7 @@ impl DetectorConfig {
             DetectorConfig::Eddm(_) => Box::new(serde_json::from_value::<eddm::Eddm>(state)?),
             DetectorConfig::HddmA(_) => Box::new(serde_json::from_value::<hddm_a::HddmA>(state)?),
             DetectorConfig::HddmW(_) => Box::new(serde_json::from_value::<hddm_w::HddmW>(state)?),
+            DetectorConfig::Cusum(_) => Box::new(serde_json::from_value::<cusum::Cusum>(state)?),
         })
     }
 }
