@@ -139,10 +139,10 @@ impl Detector for Cusum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::synthetic::Rng;
+    use crate::detect::synthetic::{Rng, false_alarms, mean_delay};
     use proptest::prelude::*;
 
-    pub(crate) fn config(direction: Direction, toml_params: &str) -> Result<Config, ParamError> {
+    fn config(direction: Direction, toml_params: &str) -> Result<Config, ParamError> {
         let mut p = Params::new(toml::from_str(toml_params).unwrap(), "monitor[0].params");
         let c = Config::from_params(direction, &mut p)?;
         p.finish(&[])?;
@@ -159,38 +159,6 @@ mod tests {
                 _ => None,
             })
             .collect()
-    }
-
-    /// Mean delay (values after the step until the drift, counting the
-    /// detecting value) of a `shift`-σ step on the first value after the
-    /// warmup, over `trials` seeded streams: the zero-state run length.
-    pub(crate) fn mean_delay<D: Detector>(
-        new: impl Fn() -> D,
-        shift: f64,
-        before: usize,
-        trials: u64,
-    ) -> f64 {
-        let mut total = 0;
-        for seed in 0..trials {
-            let mut rng = Rng::new(1000 + seed);
-            let values: Vec<f64> = (0..before + 5000)
-                .map(|i| 10.0 + rng.normal() + if i >= before { shift } else { 0.0 })
-                .collect();
-            let mut d = new();
-            let at = values
-                .iter()
-                .position(|&x| matches!(d.update(x, 0), Outcome::Drift(_)))
-                .expect("the step is detected");
-            assert!(at >= before, "no false alarm before the step");
-            total += at + 1 - before;
-        }
-        total as f64 / trials as f64
-    }
-
-    /// Drifts on `n` stationary normal values.
-    pub(crate) fn false_alarms<D: Detector>(mut d: D, n: usize, seed: u64) -> usize {
-        let mut rng = Rng::new(seed);
-        (0..n).filter(|_| matches!(d.update(10.0 + rng.normal(), 0), Outcome::Drift(_))).count()
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod cusum;
 pub mod ddm;
 pub mod decay;
 pub mod eddm;
+pub mod ewma;
 pub mod hddm_a;
 pub mod hddm_w;
 pub mod params;
@@ -120,10 +121,11 @@ pub enum DetectorConfig {
     HddmA(hddm_a::Config),
     HddmW(hddm_w::Config),
     Cusum(cusum::Config),
+    Ewma(ewma::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a", "hddm-w", "cusum"];
+pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a", "hddm-w", "cusum", "ewma"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -144,6 +146,7 @@ impl DetectorConfig {
             "hddm-a" => DetectorConfig::HddmA(hddm_a::Config::from_params(direction, params)?),
             "hddm-w" => DetectorConfig::HddmW(hddm_w::Config::from_params(direction, params)?),
             "cusum" => DetectorConfig::Cusum(cusum::Config::from_params(direction, params)?),
+            "ewma" => DetectorConfig::Ewma(ewma::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -157,6 +160,7 @@ impl DetectorConfig {
             DetectorConfig::HddmA(_) => "hddm-a",
             DetectorConfig::HddmW(_) => "hddm-w",
             DetectorConfig::Cusum(_) => "cusum",
+            DetectorConfig::Ewma(_) => "ewma",
         }
     }
 
@@ -170,6 +174,7 @@ impl DetectorConfig {
             DetectorConfig::HddmA(c) => save_state(c),
             DetectorConfig::HddmW(c) => save_state(c),
             DetectorConfig::Cusum(c) => save_state(c),
+            DetectorConfig::Ewma(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -188,6 +193,7 @@ impl DetectorConfig {
             DetectorConfig::HddmA(c) => Box::new(hddm_a::HddmA::new(c.clone())),
             DetectorConfig::HddmW(c) => Box::new(hddm_w::HddmW::new(c.clone())),
             DetectorConfig::Cusum(c) => Box::new(cusum::Cusum::new(c.clone())),
+            DetectorConfig::Ewma(c) => Box::new(ewma::Ewma::new(c.clone())),
         }
     }
 
@@ -203,6 +209,7 @@ impl DetectorConfig {
             DetectorConfig::HddmA(_) => Box::new(serde_json::from_value::<hddm_a::HddmA>(state)?),
             DetectorConfig::HddmW(_) => Box::new(serde_json::from_value::<hddm_w::HddmW>(state)?),
             DetectorConfig::Cusum(_) => Box::new(serde_json::from_value::<cusum::Cusum>(state)?),
+            DetectorConfig::Ewma(_) => Box::new(serde_json::from_value::<ewma::Ewma>(state)?),
         })
     }
 }

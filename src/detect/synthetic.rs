@@ -1,6 +1,9 @@
 //! Deterministic synthetic streams for the detectors' tests: a SplitMix64
 //! generator with uniform, normal (Box–Muller) and 0/1 draws, so a test's
-//! stream is the same on every machine and needs no dependency.
+//! stream is the same on every machine and needs no dependency, and the
+//! delay and false-alarm measurements of the scale-free detectors.
+
+use super::{Detector, Outcome};
 
 pub struct Rng(u64);
 
@@ -33,4 +36,36 @@ impl Rng {
     pub fn bit(&mut self, rate: f64) -> f64 {
         if self.uniform() < rate { 1.0 } else { 0.0 }
     }
+}
+
+/// Mean delay (values after the step until the drift, counting the
+/// detecting value) of a `shift`-σ step on the first value after the
+/// warmup, over `trials` seeded streams: the zero-state run length.
+pub fn mean_delay<D: Detector>(
+    new: impl Fn() -> D,
+    shift: f64,
+    before: usize,
+    trials: u64,
+) -> f64 {
+    let mut total = 0;
+    for seed in 0..trials {
+        let mut rng = Rng::new(1000 + seed);
+        let values: Vec<f64> = (0..before + 5000)
+            .map(|i| 10.0 + rng.normal() + if i >= before { shift } else { 0.0 })
+            .collect();
+        let mut d = new();
+        let at = values
+            .iter()
+            .position(|&x| matches!(d.update(x, 0), Outcome::Drift(_)))
+            .expect("the step is detected");
+        assert!(at >= before, "no false alarm before the step");
+        total += at + 1 - before;
+    }
+    total as f64 / trials as f64
+}
+
+/// Drifts on `n` stationary normal values.
+pub fn false_alarms<D: Detector>(mut d: D, n: usize, seed: u64) -> usize {
+    let mut rng = Rng::new(seed);
+    (0..n).filter(|_| matches!(d.update(10.0 + rng.normal(), 0), Outcome::Drift(_))).count()
 }
