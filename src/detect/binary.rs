@@ -40,7 +40,11 @@ pub(crate) fn monitored(rate: f64, direction: Direction) -> f64 {
 
 /// A change estimated in river's units, reported in the monitored ones.
 pub(crate) fn change(lookback: u64, before: f64, after: f64, direction: Direction) -> Change {
-    Change { lookback, before: monitored(before, direction), after: monitored(after, direction) }
+    Change {
+        lookback,
+        before: monitored(before, direction),
+        after: monitored(after, direction),
+    }
 }
 
 /// The outcome of river's flags after an update: a drift wins over a warning
@@ -94,10 +98,18 @@ pub(crate) mod parity {
             .iter()
             .map(|c| {
                 let stream = c["stream"].as_str().expect("stream").to_string();
-                let values =
-                    streams.iter().find(|s| s.0 == stream).expect("known stream").1.clone();
+                let values = streams
+                    .iter()
+                    .find(|s| s.0 == stream)
+                    .expect("known stream")
+                    .1
+                    .clone();
                 let positions = |v: &Value| -> Vec<usize> {
-                    v.as_array().expect("array").iter().map(|i| i.as_u64().unwrap() as usize).collect()
+                    v.as_array()
+                        .expect("array")
+                        .iter()
+                        .map(|i| i.as_u64().unwrap() as usize)
+                        .collect()
                 };
                 let warnings = c["warnings"]
                     .as_array()
@@ -186,7 +198,10 @@ pub(crate) mod parity {
                 let (drifts, warnings) = run(&case, detector, flip, flags);
                 let what = format!("{} {:?} {direction:?}", case.stream, case.params);
                 assert_eq!(drifts, case.drifts, "drift positions of {what}");
-                assert!(warnings == case.warnings, "warning positions of {what} differ");
+                assert!(
+                    warnings == case.warnings,
+                    "warning positions of {what} differ"
+                );
                 checked += 1;
             }
         }
@@ -221,7 +236,13 @@ pub(crate) mod parity {
         noise
             .iter()
             .enumerate()
-            .map(|(i, &u)| if u < if i < half { low } else { high } { 1.0 } else { 0.0 })
+            .map(|(i, &u)| {
+                if u < if i < half { low } else { high } {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
             .collect()
     }
 }

@@ -42,11 +42,20 @@ impl Config {
         let k = p.float("k", 0.5, |k| k >= 0.0, "must be >= 0")?;
         let h = p.float("h", 5.0, |h| h > 0.0, "must be > 0")?;
         let Learning { warmup, log } = Learning::from_params(p, 100)?;
-        Ok(Config { k, h, warmup, log, direction })
+        Ok(Config {
+            k,
+            h,
+            warmup,
+            log,
+            direction,
+        })
     }
 
     fn learning(&self) -> Learning {
-        Learning { warmup: self.warmup, log: self.log }
+        Learning {
+            warmup: self.warmup,
+            log: self.log,
+        }
     }
 }
 
@@ -195,7 +204,9 @@ mod tests {
     fn change_start_is_where_the_sum_left_zero_and_estimates_are_raw_means() {
         // A constant-ish reference, then a clean step: the sum leaves zero on
         // the first shifted value.
-        let mut values: Vec<f64> = (0..100).map(|i| if i % 2 == 0 { 9.0 } else { 11.0 }).collect();
+        let mut values: Vec<f64> = (0..100)
+            .map(|i| if i % 2 == 0 { 9.0 } else { 11.0 })
+            .collect();
         values.extend(std::iter::repeat_n(14.0, 20));
         let c = config(Direction::Increase, "").unwrap();
         let got = drifts(&c, &values);
@@ -212,13 +223,18 @@ mod tests {
 
     #[test]
     fn direction_picks_the_sides() {
-        let mut values: Vec<f64> = (0..100).map(|i| if i % 2 == 0 { 9.0 } else { 11.0 }).collect();
+        let mut values: Vec<f64> = (0..100)
+            .map(|i| if i % 2 == 0 { 9.0 } else { 11.0 })
+            .collect();
         values.extend(std::iter::repeat_n(6.0, 20));
         assert!(drifts(&config(Direction::Increase, "").unwrap(), &values).is_empty());
         let down = drifts(&config(Direction::Decrease, "").unwrap(), &values);
         assert_eq!(down[0].0, 101);
         assert_eq!(down[0].1.after, 6.0);
-        assert_eq!(drifts(&config(Direction::Both, "").unwrap(), &values)[0].0, 101);
+        assert_eq!(
+            drifts(&config(Direction::Both, "").unwrap(), &values)[0].0,
+            101
+        );
     }
 
     #[test]
@@ -234,7 +250,10 @@ mod tests {
         let s: Vec<f64> = base.iter().map(|v| v * 0.04).collect();
         let a = drifts(&c, &ms);
         let b = drifts(&c, &s);
-        assert_eq!(a.iter().map(|d| d.0).collect::<Vec<_>>(), b.iter().map(|d| d.0).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|d| d.0).collect::<Vec<_>>(),
+            b.iter().map(|d| d.0).collect::<Vec<_>>()
+        );
         assert_eq!(a.len(), 1);
         assert!(a[0].0 > 3000 && a[0].0 < 3100, "drift at {}", a[0].0);
         let ratio = a[0].1.after / a[0].1.before;
@@ -243,7 +262,9 @@ mod tests {
 
     #[test]
     fn log_mode_skips_zeros_but_counts_their_positions() {
-        let mut values: Vec<f64> = (0..100).map(|i| if i % 2 == 0 { 9.0 } else { 11.0 }).collect();
+        let mut values: Vec<f64> = (0..100)
+            .map(|i| if i % 2 == 0 { 9.0 } else { 11.0 })
+            .collect();
         values.extend([30.0, 0.0, 30.0, 30.0]);
         // ln 30 is ~11σ above the logs of 9 and 11: two of them pass h = 20.
         let c = config(Direction::Increase, "h = 20\nlog = true").unwrap();
@@ -260,7 +281,10 @@ mod tests {
         let e = config(Direction::Both, "k = -1").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.k");
         let e = config(Direction::Both, "warmup = 1").unwrap_err();
-        assert_eq!(e.to_string(), "monitor[0].params.warmup: must be in 2..=10000000, got 1");
+        assert_eq!(
+            e.to_string(),
+            "monitor[0].params.warmup: must be in 2..=10000000, got 1"
+        );
         let e = config(Direction::Both, "log = 1").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.log");
     }

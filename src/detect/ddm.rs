@@ -41,10 +41,13 @@ pub struct Config {
 
 impl Config {
     pub fn from_params(direction: Direction, p: &mut Params) -> Result<Config, ParamError> {
-        let warm_start =
-            p.int("warm_start", 30, |w| (0..=1 << 40).contains(&w), "must be >= 0")? as u64;
-        let warning_threshold =
-            p.float("warning_threshold", 2.0, |t| t > 0.0, "must be > 0")?;
+        let warm_start = p.int(
+            "warm_start",
+            30,
+            |w| (0..=1 << 40).contains(&w),
+            "must be >= 0",
+        )? as u64;
+        let warning_threshold = p.float("warning_threshold", 2.0, |t| t > 0.0, "must be > 0")?;
         let drift_threshold = p.float("drift_threshold", 3.0, |t| t > 0.0, "must be > 0")?;
         if drift_threshold < warning_threshold {
             return Err(p.error(
@@ -54,7 +57,12 @@ impl Config {
                 ),
             ));
         }
-        Ok(Config { warm_start, warning_threshold, drift_threshold, direction })
+        Ok(Config {
+            warm_start,
+            warning_threshold,
+            drift_threshold,
+            direction,
+        })
     }
 }
 
@@ -86,7 +94,15 @@ pub struct Ddm {
 
 impl Ddm {
     pub fn new(config: Config) -> Ddm {
-        Ddm { config, n: 0.0, mean: 0.0, sum: 0.0, min: None, drift: false, warning: false }
+        Ddm {
+            config,
+            n: 0.0,
+            mean: 0.0,
+            sum: 0.0,
+            min: None,
+            drift: false,
+            warning: false,
+        }
     }
 
     /// river's `drift_detected` and `warning_detected` after the last update.
@@ -112,7 +128,13 @@ impl Ddm {
             return;
         }
         if self.min.is_none_or(|m| p + s <= m.ps) {
-            self.min = Some(Minimum { p, s, ps: p + s, n, sum: self.sum });
+            self.min = Some(Minimum {
+                p,
+                s,
+                ps: p + s,
+                n,
+                sum: self.sum,
+            });
         }
         let Some(m) = self.min else { return };
         self.warning = p + s > m.p + self.config.warning_threshold * m.s;
@@ -126,12 +148,24 @@ impl Ddm {
 impl Detector for Ddm {
     fn update(&mut self, x: f64, _time_ns: i64) -> Outcome {
         let direction = self.config.direction;
-        let Some(x) = binary::error_value(x, direction) else { return Outcome::None };
+        let Some(x) = binary::error_value(x, direction) else {
+            return Outcome::None;
+        };
         self.step(x);
         binary::outcome(self.drift, self.warning, || {
-            let m = self.min.unwrap_or(Minimum { p: 0.0, s: 0.0, ps: 0.0, n: 0.0, sum: 0.0 });
+            let m = self.min.unwrap_or(Minimum {
+                p: 0.0,
+                s: 0.0,
+                ps: 0.0,
+                n: 0.0,
+                sum: 0.0,
+            });
             let since = self.n - m.n;
-            let after = if since > 0.0 { (self.sum - m.sum) / since } else { self.mean };
+            let after = if since > 0.0 {
+                (self.sum - m.sum) / since
+            } else {
+                self.mean
+            };
             binary::change((since - 1.0).max(0.0) as u64, m.p, after, direction)
         })
     }
@@ -169,7 +203,9 @@ mod tests {
     fn estimates_the_start_and_the_rates_in_monitored_units() {
         // 1000 values of 10% errors, then errors only: watching `correct`
         // (decrease), the rate of correct values falls from 0.9 to 0.
-        let mut values: Vec<f64> = (0..1000).map(|i| if i % 10 == 0 { 0.0 } else { 1.0 }).collect();
+        let mut values: Vec<f64> = (0..1000)
+            .map(|i| if i % 10 == 0 { 0.0 } else { 1.0 })
+            .collect();
         values.extend(std::iter::repeat_n(0.0, 200));
         let mut d = Ddm::new(config(Direction::Decrease, "").unwrap());
         let (at, change) = values
@@ -183,7 +219,11 @@ mod tests {
         assert_eq!(at, 1020);
         // The minimum of p + s is at the last value of the first part.
         assert_eq!(at - change.lookback as usize, 1000);
-        assert!((change.before - 0.9).abs() < 1e-12, "before {}", change.before);
+        assert!(
+            (change.before - 0.9).abs() < 1e-12,
+            "before {}",
+            change.before
+        );
         assert_eq!(change.after, 0.0);
         // The next update starts from scratch.
         assert_eq!(d.update(0.0, 0), Outcome::None);
@@ -195,7 +235,10 @@ mod tests {
         let e = config(Direction::Increase, "warm_start = -1").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.warm_start");
         let e = config(Direction::Increase, "drift_threshold = 1.5").unwrap_err();
-        assert_eq!(e.to_string(), "monitor[0].params.drift_threshold: must be at least warning_threshold (2), got 1.5");
+        assert_eq!(
+            e.to_string(),
+            "monitor[0].params.drift_threshold: must be at least warning_threshold (2), got 1.5"
+        );
         let e = config(Direction::Increase, "warning_threshold = 0").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.warning_threshold");
         let e = config(Direction::Increase, "delta = 0.1").unwrap_err();

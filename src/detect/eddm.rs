@@ -42,14 +42,26 @@ pub struct Config {
 
 impl Config {
     pub fn from_params(direction: Direction, p: &mut Params) -> Result<Config, ParamError> {
-        let warm_start =
-            p.int("warm_start", 30, |w| (0..=1 << 40).contains(&w), "must be >= 0")? as u64;
+        let warm_start = p.int(
+            "warm_start",
+            30,
+            |w| (0..=1 << 40).contains(&w),
+            "must be >= 0",
+        )? as u64;
         let alpha = p.float("alpha", 0.95, |a| a > 0.0 && a < 1.0, "must be in (0, 1)")?;
         let beta = p.float("beta", 0.9, |b| b > 0.0 && b < 1.0, "must be in (0, 1)")?;
         if beta > alpha {
-            return Err(p.error("beta", format!("must be at most alpha ({alpha}), got {beta}")));
+            return Err(p.error(
+                "beta",
+                format!("must be at most alpha ({alpha}), got {beta}"),
+            ));
         }
-        Ok(Config { warm_start, alpha, beta, direction })
+        Ok(Config {
+            warm_start,
+            alpha,
+            beta,
+            direction,
+        })
     }
 }
 
@@ -118,7 +130,11 @@ impl Eddm {
         self.dist_m2 += (distance - old_mean) * (distance - self.dist_mean);
         if self.n > self.config.warm_start {
             let p = self.dist_mean;
-            let var = if self.dist_n > 1.0 { self.dist_m2 / (self.dist_n - 1.0) } else { 0.0 };
+            let var = if self.dist_n > 1.0 {
+                self.dist_m2 / (self.dist_n - 1.0)
+            } else {
+                0.0
+            };
             // river takes `var ** 0.5`, C's pow; an exponent the compiler
             // cannot see keeps it from becoming a sqrt, which may round
             // differently.
@@ -135,7 +151,13 @@ impl Eddm {
                         }
                     }
                 }
-                _ => self.max = Some(Maximum { p2s, n: self.n, errors: self.errors }),
+                _ => {
+                    self.max = Some(Maximum {
+                        p2s,
+                        n: self.n,
+                        errors: self.errors,
+                    })
+                }
             }
         }
         self.last_error = self.n;
@@ -145,14 +167,27 @@ impl Eddm {
 impl Detector for Eddm {
     fn update(&mut self, x: f64, _time_ns: i64) -> Outcome {
         let direction = self.config.direction;
-        let Some(x) = binary::error_value(x, direction) else { return Outcome::None };
+        let Some(x) = binary::error_value(x, direction) else {
+            return Outcome::None;
+        };
         self.step(x);
         binary::outcome(self.drift, self.warning, || {
-            let m = self.max.unwrap_or(Maximum { p2s: 0.0, n: 0, errors: 0 });
-            let before = if m.n > 0 { m.errors as f64 / m.n as f64 } else { 0.0 };
+            let m = self.max.unwrap_or(Maximum {
+                p2s: 0.0,
+                n: 0,
+                errors: 0,
+            });
+            let before = if m.n > 0 {
+                m.errors as f64 / m.n as f64
+            } else {
+                0.0
+            };
             let since = self.n - m.n;
-            let after =
-                if since > 0 { (self.errors - m.errors) as f64 / since as f64 } else { before };
+            let after = if since > 0 {
+                (self.errors - m.errors) as f64 / since as f64
+            } else {
+                before
+            };
             binary::change(since.saturating_sub(1), before, after, direction)
         })
     }
@@ -192,8 +227,9 @@ mod tests {
         // 5% errors for 3000 values, then 40%: watching `correct` (decrease),
         // the rate of correct values falls from about 0.95 to 0.6.
         let mut rng = Rng::new(11);
-        let values: Vec<f64> =
-            (0..4000).map(|i| 1.0 - rng.bit(if i < 3000 { 0.05 } else { 0.4 })).collect();
+        let values: Vec<f64> = (0..4000)
+            .map(|i| 1.0 - rng.bit(if i < 3000 { 0.05 } else { 0.4 }))
+            .collect();
         // river's example settings: the defaults alarm often on noise.
         let mut d = Eddm::new(config(Direction::Decrease, "alpha = 0.8\nbeta = 0.75").unwrap());
         let (at, change) = values
@@ -212,16 +248,30 @@ mod tests {
         // before it and since are in the monitored units.
         let start = at - change.lookback as usize;
         assert!(start < 3000, "start {start}");
-        assert!((change.before - 0.95).abs() < 0.02, "before {}", change.before);
-        assert!(change.after < 0.92 && change.after > 0.6, "after {}", change.after);
+        assert!(
+            (change.before - 0.95).abs() < 0.02,
+            "before {}",
+            change.before
+        );
+        assert!(
+            change.after < 0.92 && change.after > 0.6,
+            "after {}",
+            change.after
+        );
     }
 
     #[test]
     fn parameters_are_validated_with_their_key() {
         let e = config(Direction::Increase, "alpha = 1.5").unwrap_err();
-        assert_eq!(e.to_string(), "monitor[0].params.alpha: must be in (0, 1), got 1.5");
+        assert_eq!(
+            e.to_string(),
+            "monitor[0].params.alpha: must be in (0, 1), got 1.5"
+        );
         let e = config(Direction::Increase, "alpha = 0.8\nbeta = 0.85").unwrap_err();
-        assert_eq!(e.to_string(), "monitor[0].params.beta: must be at most alpha (0.8), got 0.85");
+        assert_eq!(
+            e.to_string(),
+            "monitor[0].params.beta: must be at most alpha (0.8), got 0.85"
+        );
         let e = config(Direction::Increase, "warm_start = 1.5").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.warm_start");
     }

@@ -44,11 +44,20 @@ impl Config {
         let lambda = p.float("lambda", 0.2, |l| l > 0.0 && l <= 1.0, "must be in (0, 1]")?;
         let l = p.float("L", 3.0, |l| l > 0.0, "must be > 0")?;
         let Learning { warmup, log } = Learning::from_params(p, 100)?;
-        Ok(Config { lambda, l, warmup, log, direction })
+        Ok(Config {
+            lambda,
+            l,
+            warmup,
+            log,
+            direction,
+        })
     }
 
     fn learning(&self) -> Learning {
-        Learning { warmup: self.warmup, log: self.log }
+        Learning {
+            warmup: self.warmup,
+            log: self.log,
+        }
     }
 }
 
@@ -184,7 +193,9 @@ mod tests {
 
     #[test]
     fn change_start_is_where_the_statistic_left_the_centre_line() {
-        let mut values: Vec<f64> = (0..100).map(|i| if i % 2 == 0 { 9.0 } else { 11.0 }).collect();
+        let mut values: Vec<f64> = (0..100)
+            .map(|i| if i % 2 == 0 { 9.0 } else { 11.0 })
+            .collect();
         values.extend(std::iter::repeat_n(13.0, 20));
         let got = drifts(&config(Direction::Increase, "").unwrap(), &values);
         let (at, change) = got[0];
@@ -197,12 +208,17 @@ mod tests {
 
     #[test]
     fn direction_picks_the_limits() {
-        let mut values: Vec<f64> = (0..100).map(|i| if i % 2 == 0 { 9.0 } else { 11.0 }).collect();
+        let mut values: Vec<f64> = (0..100)
+            .map(|i| if i % 2 == 0 { 9.0 } else { 11.0 })
+            .collect();
         values.extend(std::iter::repeat_n(7.0, 20));
         assert!(drifts(&config(Direction::Increase, "").unwrap(), &values).is_empty());
         let down = drifts(&config(Direction::Decrease, "").unwrap(), &values);
         assert_eq!(down[0].1.after, 7.0);
-        assert_eq!(drifts(&config(Direction::Both, "").unwrap(), &values)[0].0, down[0].0);
+        assert_eq!(
+            drifts(&config(Direction::Both, "").unwrap(), &values)[0].0,
+            down[0].0
+        );
     }
 
     #[test]
@@ -211,11 +227,17 @@ mod tests {
         let base: Vec<f64> = (0..6000)
             .map(|i| (0.45 * rng.normal()).exp() * if i >= 3000 { 1.5 } else { 1.0 })
             .collect();
-        let c = config(Direction::Increase, "lambda = 0.05\nL = 4.5\nwarmup = 1000\nlog = true")
-            .unwrap();
+        let c = config(
+            Direction::Increase,
+            "lambda = 0.05\nL = 4.5\nwarmup = 1000\nlog = true",
+        )
+        .unwrap();
         let a = drifts(&c, &base.iter().map(|v| v * 85.0).collect::<Vec<_>>());
         let b = drifts(&c, &base.iter().map(|v| v * 0.085).collect::<Vec<_>>());
-        assert_eq!(a.iter().map(|d| d.0).collect::<Vec<_>>(), b.iter().map(|d| d.0).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|d| d.0).collect::<Vec<_>>(),
+            b.iter().map(|d| d.0).collect::<Vec<_>>()
+        );
         assert_eq!(a.len(), 1);
         assert!(a[0].0 > 3000 && a[0].0 < 3100, "drift at {}", a[0].0);
     }
@@ -223,7 +245,10 @@ mod tests {
     #[test]
     fn parameters_are_validated_with_their_key() {
         let e = config(Direction::Both, "lambda = 1.5").unwrap_err();
-        assert_eq!(e.to_string(), "monitor[0].params.lambda: must be in (0, 1], got 1.5");
+        assert_eq!(
+            e.to_string(),
+            "monitor[0].params.lambda: must be in (0, 1], got 1.5"
+        );
         let e = config(Direction::Both, "L = 0").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.L");
         let e = config(Direction::Both, "l = 3").unwrap_err();

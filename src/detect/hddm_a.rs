@@ -38,7 +38,11 @@ pub struct Config {
 impl Config {
     pub fn from_params(direction: Direction, p: &mut Params) -> Result<Config, ParamError> {
         let (drift_confidence, warning_confidence) = confidences(p)?;
-        Ok(Config { drift_confidence, warning_confidence, direction })
+        Ok(Config {
+            drift_confidence,
+            warning_confidence,
+            direction,
+        })
     }
 }
 
@@ -182,7 +186,9 @@ impl HddmA {
 
 impl Detector for HddmA {
     fn update(&mut self, x: f64, _time_ns: i64) -> Outcome {
-        let Some(x) = binary::error_value(x, self.config.direction) else { return Outcome::None };
+        let Some(x) = binary::error_value(x, self.config.direction) else {
+            return Outcome::None;
+        };
         self.step(x);
         let (drift, warning) = (self.drift, self.warning);
         binary::outcome(drift.is_some(), warning.is_some(), || {
@@ -224,8 +230,9 @@ mod tests {
     #[test]
     fn estimates_the_cut_and_the_rates_in_monitored_units() {
         let mut rng = Rng::new(5);
-        let values: Vec<f64> =
-            (0..3000).map(|i| 1.0 - rng.bit(if i < 2000 { 0.1 } else { 0.3 })).collect();
+        let values: Vec<f64> = (0..3000)
+            .map(|i| 1.0 - rng.bit(if i < 2000 { 0.1 } else { 0.3 }))
+            .collect();
         let mut d = HddmA::new(config(Direction::Decrease, "").unwrap());
         let (at, change) = values
             .iter()
@@ -238,7 +245,11 @@ mod tests {
         assert!(at > 2000 && at < 2300, "drift at {at}");
         let start = at - change.lookback as usize;
         assert!((1900..=2100).contains(&start), "start {start}");
-        assert!((change.before - 0.9).abs() < 0.02, "before {}", change.before);
+        assert!(
+            (change.before - 0.9).abs() < 0.02,
+            "before {}",
+            change.before
+        );
         // Few values follow the cut when HDDM-A fires early (8 errors in 11
         // here): `after` is their mean, a noisy but honest estimate.
         assert!(change.after < 0.8, "after {}", change.after);
@@ -247,11 +258,14 @@ mod tests {
     #[test]
     fn both_directions_detect_a_fall_of_the_error_rate() {
         let mut rng = Rng::new(6);
-        let values: Vec<f64> =
-            (0..4000).map(|i| rng.bit(if i < 2000 { 0.4 } else { 0.1 })).collect();
+        let values: Vec<f64> = (0..4000)
+            .map(|i| rng.bit(if i < 2000 { 0.4 } else { 0.1 }))
+            .collect();
         let run = |direction| {
             let mut d = HddmA::new(config(direction, "").unwrap());
-            values.iter().position(|&x| matches!(d.update(x, 0), Outcome::Drift(_)))
+            values
+                .iter()
+                .position(|&x| matches!(d.update(x, 0), Outcome::Drift(_)))
         };
         assert_eq!(run(Direction::Increase), None);
         let at = run(Direction::Both).expect("a drift");
@@ -261,7 +275,10 @@ mod tests {
     #[test]
     fn parameters_are_validated_with_their_key() {
         let e = config(Direction::Increase, "drift_confidence = 0").unwrap_err();
-        assert_eq!(e.to_string(), "monitor[0].params.drift_confidence: must be in (0, 1), got 0");
+        assert_eq!(
+            e.to_string(),
+            "monitor[0].params.drift_confidence: must be in (0, 1), got 0"
+        );
         let e = config(Direction::Increase, "drift_confidence = 0.01").unwrap_err();
         assert_eq!(
             e.to_string(),

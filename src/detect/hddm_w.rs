@@ -47,7 +47,12 @@ impl Config {
     pub fn from_params(direction: Direction, p: &mut Params) -> Result<Config, ParamError> {
         let (drift_confidence, warning_confidence) = confidences(p)?;
         let lambda = p.float("lambda", 0.05, |l| l > 0.0 && l <= 1.0, "must be in (0, 1]")?;
-        Ok(Config { drift_confidence, warning_confidence, lambda, direction })
+        Ok(Config {
+            drift_confidence,
+            warning_confidence,
+            lambda,
+            direction,
+        })
     }
 }
 
@@ -61,7 +66,11 @@ struct Sample {
 }
 
 impl Sample {
-    const EMPTY: Sample = Sample { ewma: 0.0, ibc: 1.0, n: 0 };
+    const EMPTY: Sample = Sample {
+        ewma: 0.0,
+        ibc: 1.0,
+        n: 0,
+    };
 
     fn is_init(&self) -> bool {
         self.n > 0
@@ -137,7 +146,11 @@ impl HddmW {
     }
 
     fn update_sample(&self, s: &mut Sample, x: f64) {
-        s.ewma = if s.is_init() { self.config.lambda * x + self.k.one_minus_lambda * s.ewma } else { x };
+        s.ewma = if s.is_init() {
+            self.config.lambda * x + self.k.one_minus_lambda * s.ewma
+        } else {
+            x
+        };
         s.ibc = self.k.lambda_sq + self.k.c_lambda_sq * s.ibc;
         s.n += 1;
     }
@@ -165,7 +178,10 @@ impl HddmW {
         self.total = total;
         let eps = Self::mcdiarmid_bound(self.total.ibc, self.k.ln_drift);
 
-        if self.incr_cutpoint.is_none_or(|cut| self.total.ewma + eps < cut) {
+        if self
+            .incr_cutpoint
+            .is_none_or(|cut| self.total.ewma + eps < cut)
+        {
             self.incr_cutpoint = Some(self.total.ewma + eps);
             self.s1_incr = self.total;
             self.s2_incr = Sample::EMPTY;
@@ -174,16 +190,19 @@ impl HddmW {
             self.update_sample(&mut s2, x);
             self.s2_incr = s2;
         }
-        (self.drift, self.warning) =
-            if Self::changed(&self.s1_incr, &self.s2_incr, self.k.ln_drift) {
-                (Some(Side::Rise), None)
-            } else if Self::changed(&self.s1_incr, &self.s2_incr, self.k.ln_warning) {
-                (None, Some(Side::Rise))
-            } else {
-                (None, None)
-            };
+        (self.drift, self.warning) = if Self::changed(&self.s1_incr, &self.s2_incr, self.k.ln_drift)
+        {
+            (Some(Side::Rise), None)
+        } else if Self::changed(&self.s1_incr, &self.s2_incr, self.k.ln_warning) {
+            (None, Some(Side::Rise))
+        } else {
+            (None, None)
+        };
 
-        if self.decr_cutpoint.is_none_or(|cut| self.total.ewma - eps > cut) {
+        if self
+            .decr_cutpoint
+            .is_none_or(|cut| self.total.ewma - eps > cut)
+        {
             self.decr_cutpoint = Some(self.total.ewma - eps);
             self.s1_decr = self.total;
             self.s2_decr = Sample::EMPTY;
@@ -206,13 +225,20 @@ impl HddmW {
             Side::Rise => (self.s1_incr, self.s2_incr),
             Side::Fall => (self.s1_decr, self.s2_decr),
         };
-        binary::change(after.n.saturating_sub(1), before.ewma, after.ewma, self.config.direction)
+        binary::change(
+            after.n.saturating_sub(1),
+            before.ewma,
+            after.ewma,
+            self.config.direction,
+        )
     }
 }
 
 impl Detector for HddmW {
     fn update(&mut self, x: f64, _time_ns: i64) -> Outcome {
-        let Some(x) = binary::error_value(x, self.config.direction) else { return Outcome::None };
+        let Some(x) = binary::error_value(x, self.config.direction) else {
+            return Outcome::None;
+        };
         self.step(x);
         let (drift, warning) = (self.drift, self.warning);
         binary::outcome(drift.is_some(), warning.is_some(), || {
@@ -253,10 +279,14 @@ mod tests {
     #[test]
     fn estimates_the_cut_and_the_weighted_rates_in_monitored_units() {
         let mut rng = Rng::new(5);
-        let values: Vec<f64> =
-            (0..3000).map(|i| 1.0 - rng.bit(if i < 2000 { 0.1 } else { 0.5 })).collect();
-        let c = config(Direction::Decrease, "drift_confidence = 0.0001\nwarning_confidence = 0.001")
-            .unwrap();
+        let values: Vec<f64> = (0..3000)
+            .map(|i| 1.0 - rng.bit(if i < 2000 { 0.1 } else { 0.5 }))
+            .collect();
+        let c = config(
+            Direction::Decrease,
+            "drift_confidence = 0.0001\nwarning_confidence = 0.001",
+        )
+        .unwrap();
         let mut d = HddmW::new(c);
         let (at, change) = values
             .iter()
@@ -278,14 +308,20 @@ mod tests {
     #[test]
     fn both_directions_detect_a_fall_of_the_error_rate() {
         let mut rng = Rng::new(6);
-        let values: Vec<f64> =
-            (0..4000).map(|i| rng.bit(if i < 2000 { 0.5 } else { 0.05 })).collect();
+        let values: Vec<f64> = (0..4000)
+            .map(|i| rng.bit(if i < 2000 { 0.5 } else { 0.05 }))
+            .collect();
         let run = |direction| {
             let mut d = HddmW::new(
-                config(direction, "drift_confidence = 0.0001\nwarning_confidence = 0.001")
-                    .unwrap(),
+                config(
+                    direction,
+                    "drift_confidence = 0.0001\nwarning_confidence = 0.001",
+                )
+                .unwrap(),
             );
-            values.iter().position(|&x| matches!(d.update(x, 0), Outcome::Drift(_)))
+            values
+                .iter()
+                .position(|&x| matches!(d.update(x, 0), Outcome::Drift(_)))
         };
         assert_eq!(run(Direction::Increase), None);
         let at = run(Direction::Both).expect("a drift");
@@ -295,7 +331,10 @@ mod tests {
     #[test]
     fn parameters_are_validated_with_their_key() {
         let e = config(Direction::Increase, "lambda = 0").unwrap_err();
-        assert_eq!(e.to_string(), "monitor[0].params.lambda: must be in (0, 1], got 0");
+        assert_eq!(
+            e.to_string(),
+            "monitor[0].params.lambda: must be in (0, 1], got 0"
+        );
         let e = config(Direction::Increase, "warning_confidence = 1").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.warning_confidence");
         let e = config(Direction::Increase, "lambda_val = 0.1").unwrap_err();

@@ -125,7 +125,16 @@ pub enum DetectorConfig {
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "ddm", "eddm", "hddm-a", "hddm-w", "cusum", "ewma"];
+pub const NAMES: &[&str] = &[
+    "decay",
+    "threshold",
+    "ddm",
+    "eddm",
+    "hddm-a",
+    "hddm-w",
+    "cusum",
+    "ewma",
+];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.

@@ -34,10 +34,17 @@ pub struct Learning {
 
 impl Learning {
     pub fn from_params(p: &mut Params, default_warmup: i64) -> Result<Learning, ParamError> {
-        let warmup =
-            p.int("warmup", default_warmup, |w| (2..=10_000_000).contains(&w), "must be in 2..=10000000")?;
+        let warmup = p.int(
+            "warmup",
+            default_warmup,
+            |w| (2..=10_000_000).contains(&w),
+            "must be in 2..=10000000",
+        )?;
         let log = p.bool("log", false)?;
-        Ok(Learning { warmup: warmup as u64, log })
+        Ok(Learning {
+            warmup: warmup as u64,
+            log,
+        })
     }
 
     /// The value the statistic sees for `x`, or `None` for one to skip.
@@ -92,8 +99,11 @@ impl Warmup {
         }
         let sd = (self.m2 / (self.n - 1) as f64).sqrt();
         let floor = (self.mean.abs() * MIN_RELATIVE_SD).max(1e-12);
-        let reference =
-            Reference { mean: self.mean, sd: sd.max(floor), raw_mean: self.raw_sum / self.n as f64 };
+        let reference = Reference {
+            mean: self.mean,
+            sd: sd.max(floor),
+            raw_mean: self.raw_sum / self.n as f64,
+        };
         *self = Warmup::default();
         Some(reference)
     }
@@ -125,7 +135,11 @@ impl Run {
         super::Change {
             lookback: self.len.saturating_sub(1),
             before: reference.raw_mean,
-            after: if self.len > 0 { self.raw_sum / self.len as f64 } else { reference.raw_mean },
+            after: if self.len > 0 {
+                self.raw_sum / self.len as f64
+            } else {
+                reference.raw_mean
+            },
         }
     }
 }
@@ -158,11 +172,17 @@ mod tests {
 
     #[test]
     fn log_mode_skips_what_has_no_logarithm() {
-        let l = Learning { warmup: 10, log: true };
+        let l = Learning {
+            warmup: 10,
+            log: true,
+        };
         assert_eq!(l.transform(0.0), None);
         assert_eq!(l.transform(-3.0), None);
         assert_eq!(l.transform(1.0), Some(0.0));
-        let plain = Learning { warmup: 10, log: false };
+        let plain = Learning {
+            warmup: 10,
+            log: false,
+        };
         assert_eq!(plain.transform(-3.0), Some(-3.0));
         assert_eq!(plain.transform(f64::NAN), None);
     }

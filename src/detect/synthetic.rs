@@ -41,12 +41,7 @@ impl Rng {
 /// Mean delay (values after the step until the drift, counting the
 /// detecting value) of a `shift`-σ step on the first value after the
 /// warmup, over `trials` seeded streams: the zero-state run length.
-pub fn mean_delay<D: Detector>(
-    new: impl Fn() -> D,
-    shift: f64,
-    before: usize,
-    trials: u64,
-) -> f64 {
+pub fn mean_delay<D: Detector>(new: impl Fn() -> D, shift: f64, before: usize, trials: u64) -> f64 {
     let mut total = 0;
     for seed in 0..trials {
         let mut rng = Rng::new(1000 + seed);
@@ -67,5 +62,7 @@ pub fn mean_delay<D: Detector>(
 /// Drifts on `n` stationary normal values.
 pub fn false_alarms<D: Detector>(mut d: D, n: usize, seed: u64) -> usize {
     let mut rng = Rng::new(seed);
-    (0..n).filter(|_| matches!(d.update(10.0 + rng.normal(), 0), Outcome::Drift(_))).count()
+    (0..n)
+        .filter(|_| matches!(d.update(10.0 + rng.normal(), 0), Outcome::Drift(_)))
+        .count()
 }
