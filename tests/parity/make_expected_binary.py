@@ -7,12 +7,17 @@ Run by hand, not by CI:
 
 For each of river's `drift.binary.DDM`, `EDDM`, `HDDMA` and `HDDMW` it feeds a
 set of deterministic streams (seeded `random.Random`) under several parameter
-settings and writes `fixtures/parity/<detector>.json` with the streams (name, recipe, values)
-and, per case, the
-stream's name, the parameters and the 0-based update indices at which
-river's `drift_detected` was true (`drifts`) and the runs of indices at which
-its `warning_detected` was true (`warnings`, as inclusive `[first, last]`
-pairs, because a warning zone lasts many updates).
+settings and writes `fixtures/parity/<detector>.json` with the streams (name,
+recipe, values) and, per case, the stream's name, the parameters (river's
+names) and the 0-based update indices at which river's `drift_detected` was
+true (`drifts`) and the runs of indices at which its `warning_detected` was
+true (`warnings`, as inclusive `[first, last]` pairs, because a warning zone
+lasts many updates).
+
+The Rust tests in `src/detect/{ddm,eddm,hddm_a,hddm_w}.rs` read these files
+and require the exact same positions, fed as is under `direction =
+"increase"` (or `"both"` for `two_sided_test`) and fed `1 - x` under
+`"decrease"`.
 
 Values are stored as a string of digits: value = digit / `denominator`
 (1 for the 0/1 streams; 4 for the one fractional stream, whose values
