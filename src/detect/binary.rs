@@ -5,7 +5,10 @@
 //! river's binary detectors alarm when the rate of 1s (errors) rises. Under
 //! `direction = "decrease"` they are fed `1 − x`, so a `correct` field can be
 //! monitored directly, and their estimates are turned back into the monitored
-//! units (`before` and `after` are then rates of correct values).
+//! units (`before` and `after` are then rates of correct values). Under
+//! `increase` and `both` they are fed `x` as is; `both` also turns on the
+//! two-sided test of `hddm-a` and `hddm-w` (river's `two_sided_test`), while
+//! DDM and EDDM, which have no such test, still alarm only on a rise.
 //!
 //! Values are not required to be exactly 0 or 1. A value in [0, 1] is passed
 //! on as river would take it: DDM and the HDDMs average it as a partial error
