@@ -13,8 +13,18 @@
 //! set of names is closed, so the validated configuration of each is a variant
 //! of [`DetectorConfig`], which is also what builds and restores instances.
 
+pub mod binary;
+pub mod cusum;
+pub mod ddm;
 pub mod decay;
+pub mod eddm;
+pub mod ewma;
+pub mod hddm_a;
+pub mod hddm_w;
 pub mod params;
+pub mod reference;
+#[cfg(test)]
+mod synthetic;
 pub mod threshold;
 
 use serde::{Deserialize, Serialize};
@@ -106,10 +116,25 @@ pub fn save_state<T: Serialize>(state: &T) -> serde_json::Value {
 pub enum DetectorConfig {
     Decay(decay::Config),
     Threshold(threshold::Config),
+    Ddm(ddm::Config),
+    Eddm(eddm::Config),
+    HddmA(hddm_a::Config),
+    HddmW(hddm_w::Config),
+    Cusum(cusum::Config),
+    Ewma(ewma::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold"];
+pub const NAMES: &[&str] = &[
+    "decay",
+    "threshold",
+    "ddm",
+    "eddm",
+    "hddm-a",
+    "hddm-w",
+    "cusum",
+    "ewma",
+];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -125,6 +150,12 @@ impl DetectorConfig {
             "threshold" => {
                 DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
             }
+            "ddm" => DetectorConfig::Ddm(ddm::Config::from_params(direction, params)?),
+            "eddm" => DetectorConfig::Eddm(eddm::Config::from_params(direction, params)?),
+            "hddm-a" => DetectorConfig::HddmA(hddm_a::Config::from_params(direction, params)?),
+            "hddm-w" => DetectorConfig::HddmW(hddm_w::Config::from_params(direction, params)?),
+            "cusum" => DetectorConfig::Cusum(cusum::Config::from_params(direction, params)?),
+            "ewma" => DetectorConfig::Ewma(ewma::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -133,6 +164,12 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(_) => "decay",
             DetectorConfig::Threshold(_) => "threshold",
+            DetectorConfig::Ddm(_) => "ddm",
+            DetectorConfig::Eddm(_) => "eddm",
+            DetectorConfig::HddmA(_) => "hddm-a",
+            DetectorConfig::HddmW(_) => "hddm-w",
+            DetectorConfig::Cusum(_) => "cusum",
+            DetectorConfig::Ewma(_) => "ewma",
         }
     }
 
@@ -141,6 +178,12 @@ impl DetectorConfig {
         let mut value = match self {
             DetectorConfig::Decay(c) => save_state(c),
             DetectorConfig::Threshold(c) => save_state(c),
+            DetectorConfig::Ddm(c) => save_state(c),
+            DetectorConfig::Eddm(c) => save_state(c),
+            DetectorConfig::HddmA(c) => save_state(c),
+            DetectorConfig::HddmW(c) => save_state(c),
+            DetectorConfig::Cusum(c) => save_state(c),
+            DetectorConfig::Ewma(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -154,6 +197,12 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
+            DetectorConfig::Ddm(c) => Box::new(ddm::Ddm::new(c.clone())),
+            DetectorConfig::Eddm(c) => Box::new(eddm::Eddm::new(c.clone())),
+            DetectorConfig::HddmA(c) => Box::new(hddm_a::HddmA::new(c.clone())),
+            DetectorConfig::HddmW(c) => Box::new(hddm_w::HddmW::new(c.clone())),
+            DetectorConfig::Cusum(c) => Box::new(cusum::Cusum::new(c.clone())),
+            DetectorConfig::Ewma(c) => Box::new(ewma::Ewma::new(c.clone())),
         }
     }
 
@@ -164,6 +213,12 @@ impl DetectorConfig {
             DetectorConfig::Threshold(_) => {
                 Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
             }
+            DetectorConfig::Ddm(_) => Box::new(serde_json::from_value::<ddm::Ddm>(state)?),
+            DetectorConfig::Eddm(_) => Box::new(serde_json::from_value::<eddm::Eddm>(state)?),
+            DetectorConfig::HddmA(_) => Box::new(serde_json::from_value::<hddm_a::HddmA>(state)?),
+            DetectorConfig::HddmW(_) => Box::new(serde_json::from_value::<hddm_w::HddmW>(state)?),
+            DetectorConfig::Cusum(_) => Box::new(serde_json::from_value::<cusum::Cusum>(state)?),
+            DetectorConfig::Ewma(_) => Box::new(serde_json::from_value::<ewma::Ewma>(state)?),
         })
     }
 }
