@@ -14,8 +14,7 @@ use crate::report::Format;
     name = "mmon",
     version,
     about = "Monitor ML models from their metric logs: drift windows, retraining, a model registry",
-    after_help = crate::exit_code::ExitCode::help_table(),
-    propagate_version = true
+    after_help = crate::exit_code::ExitCode::help_table()
 )]
 pub struct Cli {
     /// Only errors on stderr (no progress, no summary, no bad-record lines).
@@ -33,6 +32,8 @@ pub enum Command {
     /// Read historical logs to the end and report drift windows.
     #[command(after_help = crate::exit_code::ExitCode::help_table())]
     Replay(ReplayArgs),
+    /// Inspect and maintain the model registry.
+    Registry(crate::cmd::registry::RegistryArgs),
     /// Write a commented starter mmon.toml (the embedded default).
     Init(InitArgs),
     /// Print shell completions.
@@ -69,6 +70,13 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print each training argv and environment that would run; run none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Tests only: play a script of training outcomes instead of running the
+    /// command (e.g. "ok=0.91,exit=1,timeout,empty").
+    #[arg(long, hide = true, value_name = "SCRIPT")]
+    pub fake_training: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -83,6 +91,9 @@ pub struct ReplayArgs {
     /// Log files (JSONL or CSV, optionally .gz); '-' reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
+    /// Run the [retrain] command when a model drifts, and publish the result.
+    #[arg(long)]
+    pub retrain: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

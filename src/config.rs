@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::detect::{self, DetectorConfig, Direction, ParamError, Params};
 use crate::record::Schema;
+use crate::retrain::RetrainConfig;
 use crate::source::Format;
 use crate::timestamp::Unit;
 
@@ -90,8 +91,8 @@ pub struct Config {
     pub input: Input,
     pub monitors: Vec<Monitor>,
     pub report: Report,
-    /// The `[retrain]` table as written; validated by the retrain module.
-    pub retrain: Option<toml::Table>,
+    /// The validated `[retrain]` section (SPEC §7), if the file has one.
+    pub retrain: Option<RetrainConfig>,
 }
 
 impl Config {
@@ -147,7 +148,13 @@ impl Config {
         let report = parse_report(&mut top).map_err(key_error)?;
         let retrain = match top.raw("retrain") {
             None => None,
-            Some(toml::Value::Table(t)) => Some(t),
+            Some(toml::Value::Table(t)) => Some(RetrainConfig::from_toml(&t, file).map_err(
+                |e| ConfigError::Key {
+                    file: e.file,
+                    key: e.key,
+                    message: e.message,
+                },
+            )?),
             Some(other) => {
                 return Err(key_error(
                     top.error("retrain", format!("expected a table, got {other}")),

@@ -18,4 +18,5 @@ pub mod report;
 pub mod retrain;
 pub mod source;
 pub mod timestamp;
+pub mod trigger;
 pub mod window;

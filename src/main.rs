@@ -13,6 +13,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match &cli.command {
         Command::Replay(args) => mmon::cmd::replay::run(args, cli.quiet),
         Command::Init(args) => mmon::cmd::init::run(args),
+        Command::Registry(args) => mmon::cmd::registry::run_with_config(args),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "mmon", &mut std::io::stdout());
             Ok(ExitCode::Success)

@@ -79,6 +79,24 @@ pub enum RegistryCommand {
 }
 
 /// Runs one registry command; `default_registry` is used without `--registry`.
+/// `mmon registry` from the command line: the default folder is the
+/// configuration's `[retrain] registry` (from `$MMON_CONFIG` or
+/// `./mmon.toml`), else `./registry`.
+pub fn run_with_config(args: &RegistryArgs) -> Result<ExitCode> {
+    let default = match args.registry {
+        Some(_) => PathBuf::from("registry"),
+        None => crate::config::Config::load(None)
+            .map_err(|e| Failure::new(ExitCode::Usage, e))?
+            .retrain
+            .map_or_else(|| PathBuf::from("registry"), |r| r.registry),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let code = run(args, &default, &mut out)?;
+    out.flush()?;
+    Ok(code)
+}
+
 pub fn run(args: &RegistryArgs, default_registry: &Path, out: &mut dyn Write) -> Result<ExitCode> {
     let root = args.registry.as_deref().unwrap_or(default_registry);
     let reg = Registry::new(root);

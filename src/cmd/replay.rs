@@ -15,7 +15,9 @@ use crate::pipeline::Pipeline;
 use crate::progress::Progress;
 use crate::rejects::Rejects;
 use crate::report::{self, Reporter, Summary};
+use crate::retrain::ClockMode;
 use crate::source::{FileSource, Item};
+use crate::trigger::{RetrainTrigger, TriggerOptions};
 
 /// How often (in records) the progress bar is updated.
 const PROGRESS_EVERY: u64 = 1 << 16;
@@ -32,6 +34,15 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     for f in args.files.iter().filter(|f| *f != "-") {
         std::fs::metadata(f).with_context(|| format!("cannot open {f}"))?;
     }
+    let mut trigger = if args.retrain || args.run.dry_run {
+        Some(RetrainTrigger::new(
+            &config,
+            &trigger_options(&args.run),
+            ClockMode::Replay,
+        )?)
+    } else {
+        None
+    };
     let out = open_output(&args.run)?;
     let format = report_format(&args.run);
     let mut reporter = Reporter::new(format, out, !quiet);
@@ -63,6 +74,9 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             Item::Record(record) => {
                 pipeline.process(&record, &mut events);
                 for event in events.drain(..) {
+                    if let Some(t) = &mut trigger {
+                        t.observe(&event, &mut pipeline);
+                    }
                     reporter.event(&event)?;
                 }
             }
@@ -93,7 +107,10 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             warning: counts.windows_warning,
             drift: counts.windows_drift,
         },
-        retrains: report::RetrainCounts::default(),
+        retrains: trigger
+            .as_ref()
+            .map(RetrainTrigger::counts)
+            .unwrap_or_default(),
         elapsed_s: elapsed,
         records_per_s: if elapsed > 0.0 {
             counts.records as f64 / elapsed
@@ -117,11 +134,24 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         FailOn::Warning => counts.windows_warning + counts.windows_drift > 0,
         FailOn::Drift => counts.windows_drift > 0,
     };
-    Ok(if found {
+    let mut code = if found {
         ExitCode::WindowFound
     } else {
         ExitCode::Success
-    })
+    };
+    if trigger.as_ref().is_some_and(RetrainTrigger::any_failed) {
+        code = code.worst(ExitCode::Training);
+    }
+    Ok(code)
+}
+
+/// How the retrain sink runs trainings, from the shared flags.
+pub fn trigger_options(run: &RunArgs) -> TriggerOptions {
+    TriggerOptions {
+        dry_run: run.dry_run,
+        fake: run.fake_training.clone(),
+        cancel: None,
+    }
 }
 
 /// Loads and validates the configuration; any problem is a usage error.

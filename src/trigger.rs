@@ -1,0 +1,122 @@
+//! The retrain sink: turns drift windows into training runs (SPEC §7).
+//!
+//! It observes the pipeline's window events like the reporter does. A window
+//! that opens as a drift, or a warning window that escalates to one, starts
+//! a retrain of its model through the [`Retrainer`]; the outcome is attached
+//! to the window, so the `closed` event and the final report carry it. Replay
+//! and watch use the same sink; only the clock of the cooldown differs.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::exit_code::{ExitCode, Failure};
+use crate::pipeline::Pipeline;
+use crate::report::RetrainCounts;
+use crate::retrain::{ClockMode, FakeRunner, ProcessRunner, RetrainOutcome, Retrainer, Runner};
+use crate::window::{Event, EventKind, Severity};
+
+pub struct RetrainTrigger {
+    retrainer: Retrainer,
+    counts: RetrainCounts,
+    dry_run: bool,
+}
+
+/// How the sink should run trainings, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerOptions {
+    pub dry_run: bool,
+    /// A scripted fake runner (hidden `--fake-training`), for tests.
+    pub fake: Option<String>,
+    /// Set by a signal handler: ends a running training command.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl RetrainTrigger {
+    /// The sink for `config`, or a usage error if it has no `[retrain]`.
+    pub fn new(
+        config: &Config,
+        options: &TriggerOptions,
+        mode: ClockMode,
+    ) -> anyhow::Result<RetrainTrigger> {
+        let Some(cfg) = config.retrain.clone() else {
+            let msg = format!(
+                "{}: retraining needs a [retrain] section (see `mmon init`)",
+                config.source
+            );
+            return Err(Failure::new(ExitCode::Usage, anyhow::anyhow!(msg)).into());
+        };
+        let runner: Box<dyn Runner> = match &options.fake {
+            Some(spec) => {
+                let metric = cfg
+                    .select
+                    .as_ref()
+                    .map_or("val_accuracy", |s| s.metric.as_str());
+                let fake = FakeRunner::from_spec(spec, metric).map_err(|e| {
+                    Failure::new(
+                        ExitCode::Usage,
+                        anyhow::anyhow!("--fake-training: bad step {:?}", e.0),
+                    )
+                })?;
+                Box::new(fake)
+            }
+            None => {
+                let mut runner = ProcessRunner::new();
+                if let Some(flag) = &options.cancel {
+                    runner = runner.with_cancel(flag.clone());
+                }
+                Box::new(runner)
+            }
+        };
+        let root = cfg.registry.clone();
+        let retrainer = Retrainer::new(cfg, &root, runner, mode).dry_run(options.dry_run);
+        Ok(RetrainTrigger {
+            retrainer,
+            counts: RetrainCounts::default(),
+            dry_run: options.dry_run,
+        })
+    }
+
+    pub fn counts(&self) -> RetrainCounts {
+        self.counts
+    }
+
+    /// Whether any training failed (exit code 4 at the end of the run).
+    pub fn any_failed(&self) -> bool {
+        self.counts.failed > 0
+    }
+
+    /// Starts a retrain for a window that became a drift; attaches the
+    /// outcome to the window in the pipeline.
+    pub fn observe(&mut self, event: &Event, pipeline: &mut Pipeline) {
+        let w = &event.window;
+        let starts = match event.kind {
+            EventKind::Opened => w.severity == Severity::Drift,
+            EventKind::Escalated => true,
+            EventKind::Closed => false,
+        };
+        if !starts {
+            return;
+        }
+        let trigger = serde_json::to_value(w).unwrap_or_default();
+        let at = w
+            .detected
+            .timestamp
+            .map_or_else(Utc::now, DateTime::<Utc>::from_timestamp_nanos);
+        let outcome =
+            self.retrainer
+                .on_drift(&w.model_id, w.model_version.as_deref(), &trigger, at);
+        match &outcome {
+            RetrainOutcome::Published(_) => self.counts.ok += 1,
+            RetrainOutcome::DryRun(_) if self.dry_run => {
+                let line = serde_json::json!({ "dry_run": outcome.to_json() });
+                eprintln!("{line}");
+            }
+            _ => {}
+        }
+        if outcome.is_failure() {
+            self.counts.failed += 1;
+            log::warn!("retraining {} failed: {}", w.model_id, outcome.to_json());
+        }
+        pipeline.attach_retrain(w.id, outcome.to_json());
+    }
+}

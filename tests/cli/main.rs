@@ -1,0 +1,135 @@
+//! End-to-end tests: the real `mmon` binary in a fresh temp directory.
+//!
+//! Every test goes through [`Mmon`], which runs the binary with a clean
+//! environment and returns exit code, stdout, stderr and the directory so
+//! tests can check the files it wrote. One module per command.
+
+mod default_config;
+mod replay;
+mod retrain;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+struct Mmon {
+    args: Vec<String>,
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Mmon {
+    fn new(args: &[&str]) -> Mmon {
+        Mmon {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            stdin: None,
+            env: Vec::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Copies `fixtures/NAME` into the run's directory under the same name.
+    fn fixture(self, name: &str) -> Mmon {
+        std::fs::copy(Path::new(FIXTURES).join(name), self.dir.path().join(name))
+            .expect("copy fixture");
+        self
+    }
+
+    fn file(self, name: &str, contents: impl AsRef<[u8]>) -> Mmon {
+        std::fs::write(self.dir.path().join(name), contents).expect("write file");
+        self
+    }
+
+    fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Mmon {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Mmon {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmon"));
+        cmd.args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("MMON_CONFIG")
+            .env_remove("RUST_LOG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn run(self) -> Outcome {
+        let mut child = self
+            .command()
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mmon");
+        if let Some(bytes) = &self.stdin {
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(bytes).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir: self.dir,
+        }
+    }
+}
+
+impl Outcome {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
+    }
+
+    fn windows(&self) -> Vec<Value> {
+        self.json()["windows"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+pub fn point(index: u64, file: &str, line: u64, timestamp: &str) -> Value {
+    serde_json::json!({"index": index, "file": file, "line": line, "timestamp": timestamp})
+}
+
+/// A log of one model whose accuracy follows `f(i)`, one record per second.
+pub fn accuracy_log(n: usize, f: impl Fn(usize) -> f64) -> String {
+    (0..n)
+        .map(|i| format!("{{\"timestamp\":{},\"model_id\":\"m\",\"model_version\":\"1.0.0\",\"accuracy\":{}}}\n", 1_709_251_200 + i, f(i)))
+        .collect()
+}
