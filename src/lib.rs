@@ -4,6 +4,7 @@
 //! the detectors of its streams, windows turn detections into drift windows,
 //! and reporters render them. `cmd` holds one module per subcommand.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
 pub mod config;

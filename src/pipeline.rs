@@ -12,6 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Config;
 use crate::detect::{Detector, DetectorConfig, Direction, Outcome};
 use crate::record::Record;
@@ -94,7 +96,7 @@ struct ModelState {
 }
 
 /// Counters for the summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     pub records: u64,
     pub out_of_order: u64,
@@ -338,6 +340,153 @@ impl Pipeline {
     }
 }
 
+/// The saved form of a [`Pipeline`], for checkpoints (SPEC §6).
+///
+/// File names of the position histories are stored once in `files` and
+/// referred to by index, so a checkpoint stays small.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    next_window: u64,
+    counts: Counts,
+    files: Vec<Arc<str>>,
+    models: Vec<SavedModel>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedModel {
+    id: Arc<str>,
+    version: Option<Arc<str>>,
+    last_time: i64,
+    /// Per metric slot: the count and the history as (file, line, time).
+    metrics: Vec<(u64, Vec<(u32, u64, i64)>)>,
+    monitors: Vec<SavedMonitor>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedMonitor {
+    detector: serde_json::Value,
+    /// The open window and its id (which the report does not serialise).
+    open: Option<(u64, Window)>,
+}
+
+/// Why a saved pipeline cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("pipeline state does not parse: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("pipeline state does not fit the configuration: {0}")]
+    Shape(String),
+}
+
+impl Pipeline {
+    /// The whole state: every stream's position and history, every
+    /// detector, every open window, the window counter and the counts.
+    pub fn save(&self) -> serde_json::Value {
+        let mut files: Vec<Arc<str>> = Vec::new();
+        let mut file_index: HashMap<Arc<str>, u32> = HashMap::new();
+        let mut index_of = |f: &Arc<str>| -> u32 {
+            *file_index.entry(f.clone()).or_insert_with(|| {
+                files.push(f.clone());
+                (files.len() - 1) as u32
+            })
+        };
+        let models = self
+            .models
+            .iter()
+            .map(|m| SavedModel {
+                id: m.id.clone(),
+                version: m.version.clone(),
+                last_time: m.last_time,
+                metrics: m
+                    .metrics
+                    .iter()
+                    .map(|s| {
+                        let history = s
+                            .history
+                            .iter()
+                            .map(|h| (index_of(&h.file), h.line, h.time_ns))
+                            .collect();
+                        (s.count, history)
+                    })
+                    .collect(),
+                monitors: m
+                    .monitors
+                    .iter()
+                    .map(|st| SavedMonitor {
+                        detector: st.detector.save(),
+                        open: st.open.as_ref().map(|w| (w.id, w.clone())),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let saved = Saved {
+            next_window: self.next_window,
+            counts: self.counts,
+            files,
+            models,
+        };
+        serde_json::to_value(&saved).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A pipeline for `config` continuing from a state written by [`Pipeline::save`].
+    pub fn restore(config: &Config, state: serde_json::Value) -> Result<Pipeline, RestoreError> {
+        let saved: Saved = serde_json::from_value(state)?;
+        let mut p = Pipeline::new(config);
+        p.next_window = saved.next_window;
+        p.counts = saved.counts;
+        for m in saved.models {
+            if m.metrics.len() != p.metric_count || m.monitors.len() != p.monitors.len() {
+                return Err(RestoreError::Shape(format!(
+                    "model {} has {} metrics and {} monitors, the configuration {} and {}",
+                    m.id,
+                    m.metrics.len(),
+                    m.monitors.len(),
+                    p.metric_count,
+                    p.monitors.len()
+                )));
+            }
+            let mut metrics = Vec::with_capacity(m.metrics.len());
+            for (count, history) in m.metrics {
+                let mut stream = MetricStream {
+                    count,
+                    history: VecDeque::with_capacity(history.len()),
+                };
+                for (f, line, time_ns) in history {
+                    let file = saved.files.get(f as usize).cloned().ok_or_else(|| {
+                        RestoreError::Shape(format!("file index {f} out of range"))
+                    })?;
+                    stream.history.push_back(Seen {
+                        file,
+                        line,
+                        time_ns,
+                    });
+                }
+                metrics.push(stream);
+            }
+            let mut monitors = Vec::with_capacity(m.monitors.len());
+            for (spec, sm) in p.monitors.iter().zip(m.monitors) {
+                let detector = spec.detector.restore(sm.detector)?;
+                let open = sm.open.map(|(id, mut w)| {
+                    w.id = id;
+                    w.detector = spec.info.clone();
+                    w
+                });
+                monitors.push(MonitorState { detector, open });
+            }
+            let id = m.id;
+            p.by_id.insert(id.clone(), p.models.len());
+            p.models.push(ModelState {
+                id,
+                version: m.version,
+                last_time: m.last_time,
+                metrics,
+                monitors,
+            });
+        }
+        Ok(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +552,33 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].window.end_reason, Some(EndReason::Reset));
         assert_eq!(events[1].window.model_version.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_restored_pipeline_continues_exactly_like_an_uninterrupted_one() {
+        let cfg = config("[report]\nmerge_gap = 10\n");
+        let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
+        recs.extend((5..40).map(|i| record(i, "m", "1", if i < 7 { 1.0 } else { 0.5 })));
+        let whole = run(&mut Pipeline::new(&cfg), &recs);
+        for cut in [0, 3, 8, 9, 12, 25, 40] {
+            let mut first = Pipeline::new(&cfg);
+            let mut events = Vec::new();
+            for r in &recs[..cut] {
+                first.process(r, &mut events);
+            }
+            let text = serde_json::to_string(&first.save()).unwrap();
+            let mut second = Pipeline::restore(&cfg, serde_json::from_str(&text).unwrap()).unwrap();
+            for r in &recs[cut..] {
+                second.process(r, &mut events);
+            }
+            second.finish(&mut events);
+            assert_eq!(events, whole, "cut at {cut}");
+            assert_eq!(second.counts(), {
+                let mut p = Pipeline::new(&cfg);
+                run(&mut p, &recs);
+                p.counts()
+            });
+        }
     }
 
     #[test]

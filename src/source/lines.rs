@@ -43,6 +43,9 @@ pub struct LineReader<R> {
     /// Whether an unterminated last line is a line (replay) or not (watch).
     final_partial: bool,
     at_start: bool,
+    /// An overlong line cut by the end of a growing file: (head, offset,
+    /// bytes skipped so far); skipping goes on when more arrives.
+    skipping: Option<(Vec<u8>, u64, u64)>,
 }
 
 impl<R: Read> LineReader<R> {
@@ -59,10 +62,13 @@ impl<R: Read> LineReader<R> {
             max_line,
             final_partial: true,
             at_start: offset == 0,
+            skipping: None,
         }
     }
 
-    /// Leaves an unterminated last line unread, for following a growing file.
+    /// Leaves an unterminated last line unread, for following a growing file:
+    /// the end of the stream is then never final, and the next call reads
+    /// again what was appended meanwhile.
     pub fn hold_partial_line(mut self) -> Self {
         self.final_partial = false;
         self
@@ -70,7 +76,10 @@ impl<R: Read> LineReader<R> {
 
     /// Offset just past the last line returned.
     pub fn offset(&self) -> u64 {
-        self.base + self.start as u64
+        match &self.skipping {
+            Some((_, offset, _)) => *offset,
+            None => self.base + self.start as u64,
+        }
     }
 
     /// Number the next line will get.
@@ -80,7 +89,7 @@ impl<R: Read> LineReader<R> {
 
     /// Makes room and reads more; `false` at end of stream.
     fn fill(&mut self) -> io::Result<bool> {
-        if self.eof {
+        if self.eof && self.final_partial {
             return Ok(false);
         }
         if self.start > 0 {
@@ -117,6 +126,9 @@ impl<R: Read> LineReader<R> {
 
     /// The next line, or `None` at the end of the stream.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        if self.skipping.is_some() {
+            return self.skip_long_line();
+        }
         loop {
             let avail = &self.buf[self.start..self.end];
             if let Some(i) = memchr::memchr(b'\n', avail) {
@@ -142,7 +154,7 @@ impl<R: Read> LineReader<R> {
                 }));
             }
             if avail.len() > self.max_line + 1 {
-                return self.skip_long_line().map(Some);
+                return self.skip_long_line();
             }
             if !self.fill()? {
                 if self.at_start && self.end < 3 {
@@ -181,11 +193,16 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// Skips the rest of an overlong line without keeping it.
-    fn skip_long_line(&mut self) -> io::Result<Line<'static>> {
-        let head = self.buf[self.start..self.start + HEAD_BYTES].to_vec();
-        let offset = self.base + self.start as u64;
-        let mut len = 0u64;
+    /// Skips the rest of an overlong line without keeping it; `None` when a
+    /// growing file ends inside it (it goes on at the next call).
+    fn skip_long_line(&mut self) -> io::Result<Option<Line<'static>>> {
+        let (head, offset, mut len) = match self.skipping.take() {
+            Some(s) => s,
+            None => {
+                let head = self.buf[self.start..self.start + HEAD_BYTES].to_vec();
+                (head, self.base + self.start as u64, 0)
+            }
+        };
         loop {
             let avail = &self.buf[self.start..self.end];
             if let Some(i) = memchr::memchr(b'\n', avail) {
@@ -199,17 +216,21 @@ impl<R: Read> LineReader<R> {
             self.start = 0;
             self.end = 0;
             if !self.fill()? {
+                if !self.final_partial {
+                    self.skipping = Some((head, offset, len));
+                    return Ok(None);
+                }
                 break;
             }
         }
         let number = self.next_number;
         self.next_number += 1;
-        Ok(Line::TooLong {
+        Ok(Some(Line::TooLong {
             head,
             len,
             number,
             offset,
-        })
+        }))
     }
 }
 
@@ -283,6 +304,81 @@ mod tests {
                 format!("2@{}:z", 3 * BLOCK + 18)
             ]
         );
+    }
+
+    /// A reader over a shared buffer that a test appends to.
+    struct Growing(std::rc::Rc<std::cell::RefCell<(Vec<u8>, usize)>>);
+
+    impl Read for Growing {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let mut s = self.0.borrow_mut();
+            let (data, pos) = &mut *s;
+            let n = out.len().min(data.len() - *pos);
+            out[..n].copy_from_slice(&data[*pos..*pos + n]);
+            *pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_followed_stream_reads_what_is_appended_after_its_end() {
+        let shared = std::rc::Rc::new(std::cell::RefCell::new((b"a\nb".to_vec(), 0)));
+        let mut r = LineReader::new(Growing(shared.clone()), 100, 0, 1).hold_partial_line();
+        assert!(matches!(
+            r.next_line().unwrap(),
+            Some(Line::Text { bytes: b"a", .. })
+        ));
+        assert_eq!(r.next_line().unwrap(), None);
+        shared.borrow_mut().0.extend(b"c\n");
+        assert!(matches!(
+            r.next_line().unwrap(),
+            Some(Line::Text {
+                bytes: b"bc",
+                number: 2,
+                ..
+            })
+        ));
+        assert_eq!(r.offset(), 5);
+    }
+
+    #[test]
+    fn an_overlong_line_cut_by_the_end_of_a_growing_file_is_one_reject() {
+        let shared = std::rc::Rc::new(std::cell::RefCell::new((b"ok\n".to_vec(), 0)));
+        let mut r = LineReader::new(Growing(shared.clone()), 300, 0, 1).hold_partial_line();
+        assert!(r.next_line().unwrap().is_some());
+        shared
+            .borrow_mut()
+            .0
+            .extend(std::iter::repeat_n(b'x', 1000));
+        assert_eq!(r.next_line().unwrap(), None);
+        assert_eq!(
+            r.offset(),
+            3,
+            "a checkpoint never points inside the long line"
+        );
+        shared
+            .borrow_mut()
+            .0
+            .extend(std::iter::repeat_n(b'x', 1000));
+        assert_eq!(r.next_line().unwrap(), None);
+        shared.borrow_mut().0.extend(b"x\nfine\n");
+        match r.next_line().unwrap() {
+            Some(Line::TooLong {
+                len,
+                number,
+                offset,
+                ..
+            }) => assert_eq!((len, number, offset), (2001, 2, 3)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            r.next_line().unwrap(),
+            Some(Line::Text {
+                bytes: b"fine",
+                number: 3,
+                ..
+            })
+        ));
     }
 
     #[test]

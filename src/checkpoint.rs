@@ -1,0 +1,311 @@
+//! The `--state` checkpoint of `watch`: how far each file was read and the
+//! whole pipeline state, so a later run continues as if it never stopped
+//! (SPEC §6).
+//!
+//! On disk it is one JSON document `{"schema", "sha256", "body"}` whose
+//! checksum covers the body's canonical text (sorted keys), so a torn or
+//! edited file is refused instead of silently restarting. It is replaced
+//! atomically: temp file, fsync, the old one hard-linked to `FILE.prev`,
+//! rename, fsync of the folder; at every instant `FILE` is a complete old or
+//! new version. A run holds an OS lock on `FILE.lock` for its whole life; the
+//! kernel frees it if the process dies, so a stale lock never needs cleaning.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The format name and version written into every checkpoint.
+pub const SCHEMA: &str = "mmon.checkpoint/1";
+
+/// What can be wrong with a checkpoint; each is exit code 5.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: checkpoint is locked by another mmon run (pid {pid})")]
+    Locked { path: String, pid: String },
+    #[error("{path}: not an mmon checkpoint ({reason}); fix or remove it, or pass --reset-state")]
+    Corrupt { path: String, reason: String },
+    #[error(
+        "{path}: checkpoint format {found:?} is not supported (expected {SCHEMA:?}); pass --reset-state to start over"
+    )]
+    Version { path: String, found: String },
+    #[error(
+        "{path}: checkpoint was written with a different configuration (monitors or input changed); pass --reset-state to start over"
+    )]
+    Config { path: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Where one followed file was, as the checkpoint records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileState {
+    /// The name records are reported under (the name when first opened).
+    pub name: String,
+    /// The path it was last seen at (it may have been renamed since).
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    /// Length and sha256 of the first bytes (up to 4 KiB) of the content.
+    pub head_len: u64,
+    pub head_sha256: String,
+    /// Just past the last whole line processed (decompressed stream for .gz).
+    pub offset: u64,
+    /// The 1-based number of the line at `offset`.
+    pub line: u64,
+    /// Length and sha256 of the bytes just before `offset` (up to 4 KiB).
+    pub guard_len: u64,
+    pub guard_sha256: String,
+}
+
+/// The checkpoint's body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Body {
+    /// A fingerprint of the configuration that shapes the pipeline.
+    pub config: String,
+    pub files: Vec<FileState>,
+    pub pipeline: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    schema: String,
+    sha256: String,
+    body: serde_json::Value,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fingerprint of whatever in the configuration decides what a saved
+/// pipeline means: input fields, monitors and report settings.
+pub fn fingerprint(config: &crate::config::Config) -> String {
+    let text = format!(
+        "{:?}|{:?}|{:?}",
+        config.input, config.monitors, config.report
+    );
+    sha256_hex(text.as_bytes())
+}
+
+/// The checkpoint file of a run, locked for the run's life.
+#[derive(Debug)]
+pub struct Checkpoint {
+    path: PathBuf,
+    _lock: File,
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl Checkpoint {
+    /// Takes the run's lock on `path`; fails with [`CheckpointError::Locked`]
+    /// naming the holder's pid when another run has it.
+    pub fn lock(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let lock_path = sibling(path, ".lock");
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = lock.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(CheckpointError::Locked {
+                    path: path.display().to_string(),
+                    pid: if pid.is_empty() { "unknown" } else { pid }.to_string(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let pid = std::process::id().to_string();
+        lock.set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| lock.write_all(pid.as_bytes()))
+            .map_err(io_err(&lock_path))?;
+        Ok(Checkpoint {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved body, `None` if there is no checkpoint yet.
+    pub fn load(&self) -> Result<Option<Body>, CheckpointError> {
+        let name = self.path.display().to_string();
+        let text = match fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&self.path)(e)),
+        };
+        decode(&text).map(Some).map_err(|e| match e {
+            Decode::Corrupt(reason) => CheckpointError::Corrupt { path: name, reason },
+            Decode::Version(found) => CheckpointError::Version { path: name, found },
+        })
+    }
+
+    /// Replaces the checkpoint atomically, keeping the previous one as `.prev`.
+    pub fn save(&self, body: &Body) -> Result<(), CheckpointError> {
+        let text = encode(body);
+        let tmp = sibling(&self.path, &format!(".tmp.{}", std::process::id()));
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&tmp))?;
+        drop(f);
+        if self.path.exists() {
+            // A hard link keeps FILE in place while .prev is replaced.
+            let prev = sibling(&self.path, ".prev");
+            let prev_tmp = sibling(&self.path, &format!(".prev.tmp.{}", std::process::id()));
+            let _ = fs::remove_file(&prev_tmp);
+            if fs::hard_link(&self.path, &prev_tmp).is_ok() {
+                fs::rename(&prev_tmp, &prev).map_err(io_err(&prev))?;
+            }
+        }
+        fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&dir))?;
+        Ok(())
+    }
+}
+
+enum Decode {
+    Corrupt(String),
+    Version(String),
+}
+
+fn encode(body: &Body) -> String {
+    let body = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
+    let canonical = body.to_string();
+    let envelope = serde_json::json!({
+        "schema": SCHEMA,
+        "sha256": sha256_hex(canonical.as_bytes()),
+        "body": body,
+    });
+    let mut text = envelope.to_string();
+    text.push('\n');
+    text
+}
+
+fn decode(text: &[u8]) -> Result<Body, Decode> {
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| Decode::Corrupt(format!("not JSON: {e}")))?;
+    let schema = value
+        .get("schema")
+        .and_then(|s| s.as_str())
+        .ok_or_else(|| Decode::Corrupt("no \"schema\" field".into()))?;
+    if schema != SCHEMA {
+        if schema.starts_with("mmon.checkpoint/") {
+            return Err(Decode::Version(schema.to_string()));
+        }
+        return Err(Decode::Corrupt(format!("schema {schema:?}")));
+    }
+    let envelope: Envelope =
+        serde_json::from_value(value).map_err(|e| Decode::Corrupt(format!("bad envelope: {e}")))?;
+    if sha256_hex(envelope.body.to_string().as_bytes()) != envelope.sha256 {
+        return Err(Decode::Corrupt("checksum mismatch".into()));
+    }
+    serde_json::from_value(envelope.body).map_err(|e| Decode::Corrupt(format!("bad body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> Body {
+        Body {
+            config: "abc".into(),
+            files: vec![FileState {
+                name: "app.jsonl".into(),
+                path: "app.jsonl".into(),
+                dev: 1,
+                ino: 2,
+                head_len: 10,
+                head_sha256: sha256_hex(b"0123456789"),
+                offset: 10,
+                line: 3,
+                guard_len: 10,
+                guard_sha256: sha256_hex(b"0123456789"),
+            }],
+            pipeline: serde_json::json!({"x": [1.5, 0.1, 1e-300]}),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_keeps_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let c = Checkpoint::lock(&path).unwrap();
+        assert_eq!(c.load().unwrap(), None);
+        let mut b = body();
+        c.save(&b).unwrap();
+        assert_eq!(c.load().unwrap(), Some(b.clone()));
+        b.files[0].offset = 20;
+        c.save(&b).unwrap();
+        assert_eq!(c.load().unwrap(), Some(b));
+        let prev = decode(&fs::read(dir.path().join("state.json.prev")).unwrap()).ok();
+        assert_eq!(prev.map(|p| p.files[0].offset), Some(10));
+    }
+
+    #[test]
+    fn garbage_a_wrong_checksum_and_an_unknown_version_are_refused() {
+        assert!(matches!(decode(b"\x00garbage"), Err(Decode::Corrupt(_))));
+        let good = encode(&body());
+        let tampered = good.replace("\"offset\":10", "\"offset\":11");
+        assert_ne!(good, tampered);
+        assert!(matches!(
+            decode(tampered.as_bytes()),
+            Err(Decode::Corrupt(r)) if r.contains("checksum")
+        ));
+        let future = good.replace(SCHEMA, "mmon.checkpoint/9");
+        assert!(matches!(decode(future.as_bytes()), Err(Decode::Version(_))));
+        let foreign = br#"{"schema": "other/1"}"#;
+        assert!(matches!(decode(foreign), Err(Decode::Corrupt(_))));
+        assert!(matches!(
+            decode(&good.as_bytes()[..good.len() / 2]),
+            Err(Decode::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn a_second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let _held = Checkpoint::lock(&path).unwrap();
+        match Checkpoint::lock(&path) {
+            Err(CheckpointError::Locked { pid, .. }) => {
+                assert_eq!(pid, std::process::id().to_string())
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+    }
+}
