@@ -32,6 +32,9 @@ pub enum Command {
     /// Read historical logs to the end and report drift windows.
     #[command(after_help = crate::exit_code::ExitCode::help_table())]
     Replay(ReplayArgs),
+    /// Follow live log files like tail -F; --once for cron.
+    #[command(after_help = crate::exit_code::ExitCode::help_table())]
+    Watch(WatchArgs),
     /// Inspect and maintain the model registry.
     Registry(crate::cmd::registry::RegistryArgs),
     /// Write a commented starter mmon.toml (the embedded default).
@@ -94,6 +97,33 @@ pub struct ReplayArgs {
     /// Run the [retrain] command when a model drifts, and publish the result.
     #[arg(long)]
     pub retrain: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Files or globs to follow (quote globs so mmon sees new files).
+    #[arg(required = true, value_name = "PATH|GLOB")]
+    pub paths: Vec<String>,
+    /// Keep a checkpoint here: resume where the last run stopped.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Read what is new since the checkpoint, then exit (for cron).
+    #[arg(long)]
+    pub once: bool,
+    /// Without a checkpoint, read existing files from their start, not their end.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Poll only; no file-system events.
+    #[arg(long)]
+    pub poll: bool,
+    /// How often to look for changes (polling is always on as a safety net).
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: std::time::Duration,
+    /// Start afresh when the checkpoint is corrupt, foreign or of another configuration.
+    #[arg(long)]
+    pub reset_state: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -20,4 +20,5 @@ pub mod retrain;
 pub mod source;
 pub mod timestamp;
 pub mod trigger;
+pub mod watch;
 pub mod window;

@@ -12,6 +12,7 @@ fn main() -> std::process::ExitCode {
     init_logging(&cli);
     let outcome = match &cli.command {
         Command::Replay(args) => mmon::cmd::replay::run(args, cli.quiet),
+        Command::Watch(args) => mmon::cmd::watch::run(args, cli.quiet),
         Command::Init(args) => mmon::cmd::init::run(args),
         Command::Registry(args) => mmon::cmd::registry::run_with_config(args),
         Command::Completions { shell } => {

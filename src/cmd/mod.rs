@@ -3,3 +3,4 @@
 pub mod init;
 pub mod registry;
 pub mod replay;
+pub mod watch;

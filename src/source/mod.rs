@@ -307,6 +307,9 @@ pub struct FileStats {
     pub bytes: u64,
     pub records: u64,
     pub rejected: u64,
+    /// Where reading stopped, for `watch` (its `bytes` are this run's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 /// Reads files one after the other to their ends: the source of `replay`.

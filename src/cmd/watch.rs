@@ -1,0 +1,322 @@
+//! `mmon watch`: follow live logs through the same pipeline as replay, with
+//! a checkpoint to resume from and `--once` for cron (SPEC §6).
+//!
+//! One thread, one loop: scan the files, read every whole new line through
+//! the pipeline, save the checkpoint when due, wait for an event or the poll
+//! interval. A signal stops the loop after the record in hand; the checkpoint
+//! is written and the exit code says which signal it was.
+//!
+//! A run with `--state` does not end the input: windows still open when it
+//! stops stay open in the checkpoint and go on in the next run, so no
+//! `"eof"` close is reported. Without `--state` the end of the run is the end
+//! of the input, as in replay.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::checkpoint::{self, Body, Checkpoint, CheckpointError};
+use crate::cli::{FailOnArg, WatchArgs};
+use crate::config::FailOn;
+use crate::exit_code::{ExitCode, Failure};
+use crate::pipeline::{Counts, Pipeline};
+use crate::rejects::Rejects;
+use crate::report::{self, Reporter, Summary};
+use crate::retrain::ClockMode;
+use crate::source::Item;
+use crate::trigger::RetrainTrigger;
+use crate::watch::{Flow, Follower, Wake};
+
+use super::replay::{load_config, open_output, report_format, trigger_options};
+
+/// How often a running watch saves its checkpoint (when anything changed).
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+/// The SIGINT and SIGTERM flags, and one for either (which also cancels a
+/// running training command).
+struct Signals {
+    int: Arc<AtomicBool>,
+    term: Arc<AtomicBool>,
+    any: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn register() -> anyhow::Result<Signals> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let s = Signals {
+            int: Arc::new(AtomicBool::new(false)),
+            term: Arc::new(AtomicBool::new(false)),
+            any: Arc::new(AtomicBool::new(false)),
+        };
+        for (sig, flag) in [(SIGINT, &s.int), (SIGTERM, &s.term)] {
+            signal_hook::flag::register(sig, flag.clone())
+                .and_then(|_| signal_hook::flag::register(sig, s.any.clone()))
+                .context("cannot install signal handlers")?;
+        }
+        Ok(s)
+    }
+
+    fn caught(&self) -> bool {
+        self.any.load(Ordering::Relaxed)
+    }
+
+    fn exit_code(&self) -> Option<ExitCode> {
+        if self.term.load(Ordering::Relaxed) {
+            Some(ExitCode::Terminated)
+        } else if self.int.load(Ordering::Relaxed) {
+            Some(ExitCode::Interrupted)
+        } else {
+            None
+        }
+    }
+}
+
+fn checkpoint_failure(e: CheckpointError) -> anyhow::Error {
+    Failure::new(ExitCode::Checkpoint, e).into()
+}
+
+pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.run)?;
+    if args.poll_interval.is_zero() {
+        let e = anyhow::anyhow!("--poll-interval: must be more than 0");
+        return Err(Failure::new(ExitCode::Usage, e).into());
+    }
+    let signals = Signals::register()?;
+
+    let checkpoint = args
+        .state
+        .as_deref()
+        .map(Checkpoint::lock)
+        .transpose()
+        .map_err(checkpoint_failure)?;
+    let fingerprint = checkpoint::fingerprint(&config);
+    let saved = match checkpoint.as_ref().map(Checkpoint::load).transpose() {
+        Ok(body) => body.flatten(),
+        Err(e) if args.reset_state => {
+            log::warn!("{e}; starting afresh (--reset-state)");
+            None
+        }
+        Err(e) => return Err(checkpoint_failure(e)),
+    };
+    let saved = match saved {
+        Some(b) if b.config != fingerprint => {
+            let path = args.state.as_deref().unwrap_or(Path::new("")).display();
+            let e = CheckpointError::Config {
+                path: path.to_string(),
+            };
+            if !args.reset_state {
+                return Err(checkpoint_failure(e));
+            }
+            log::warn!("{e}; starting afresh (--reset-state)");
+            None
+        }
+        other => other,
+    };
+    let mut pipeline = match &saved {
+        Some(b) => Pipeline::restore(&config, b.pipeline.clone()).map_err(|e| {
+            let path = args.state.as_deref().unwrap_or(Path::new("")).display();
+            checkpoint_failure(CheckpointError::Corrupt {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })
+        })?,
+        None => Pipeline::new(&config),
+    };
+    let known: Vec<&str> = saved
+        .iter()
+        .flat_map(|b| {
+            b.files
+                .iter()
+                .flat_map(|f| [f.name.as_str(), f.path.as_str()])
+        })
+        .collect();
+    for p in &args.paths {
+        if !p.contains(['*', '?', '[']) && !Path::new(p).exists() && !known.contains(&p.as_str()) {
+            return Err(anyhow::anyhow!("cannot open {p}: no such file"));
+        }
+    }
+
+    let mut options = trigger_options(&args.run);
+    options.cancel = Some(signals.any.clone());
+    let mut trigger = if config.retrain.is_some() || args.run.dry_run {
+        Some(RetrainTrigger::new(&config, &options, ClockMode::Watch)?)
+    } else {
+        None
+    };
+    let out = open_output(&args.run)?;
+    let mut reporter = Reporter::new(report_format(&args.run), out, !quiet);
+    let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
+    let start_counts = pipeline.counts();
+
+    let mut wake = Wake::new(args.poll_interval, !args.poll && !args.once);
+    let mut follower = Follower::new(
+        args.paths.clone(),
+        config.input.format,
+        Arc::new(config.schema()),
+    );
+    // Watch before the first scan, so lines appended during catch-up wake us.
+    wake.watch_dirs(follower.dirs().iter().map(|d| d.as_path()));
+    match &saved {
+        Some(b) => follower.resume(&b.files)?,
+        None => follower.start(args.from_start)?,
+    }
+    wake.watch_dirs(follower.dirs().iter().map(|d| d.as_path()));
+    if !args.once {
+        log::info!(
+            "watching {} file(s) ({})",
+            follower.open_count(),
+            if wake.uses_events() {
+                "file-system events and polling"
+            } else {
+                "polling"
+            }
+        );
+    }
+
+    let started = Instant::now();
+    let save = |follower: &Follower, pipeline: &Pipeline| -> anyhow::Result<()> {
+        if let Some(c) = &checkpoint {
+            let body = Body {
+                config: fingerprint.clone(),
+                files: follower.states(),
+                pipeline: pipeline.save(),
+            };
+            c.save(&body).map_err(checkpoint_failure)?;
+        }
+        Ok(())
+    };
+    let mut last_save = Instant::now();
+    let mut dirty = true;
+    let mut events = Vec::new();
+    loop {
+        let mut retrained = false;
+        let (read, flow) = follower.pass(&mut |item| {
+            match item {
+                Item::Record(record) => {
+                    pipeline.process(&record, &mut events);
+                    for event in events.drain(..) {
+                        if let Some(t) = &mut trigger {
+                            let before = t.counts();
+                            t.observe(&event, &mut pipeline);
+                            retrained |= t.counts() != before;
+                        }
+                        reporter.event(&event)?;
+                    }
+                }
+                Item::Bad(bad) => rejects.add(&bad)?,
+            }
+            Ok(if signals.caught() || retrained {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            })
+        })?;
+        dirty |= read;
+        if retrained {
+            // After every training run (SPEC §6), then read on.
+            save(&follower, &pipeline)?;
+            last_save = Instant::now();
+            dirty = false;
+        }
+        if signals.caught() {
+            break;
+        }
+        if matches!(flow, Flow::Stop) {
+            continue;
+        }
+        if args.once {
+            break;
+        }
+        if dirty && last_save.elapsed() >= SAVE_EVERY {
+            save(&follower, &pipeline)?;
+            last_save = Instant::now();
+            dirty = false;
+        }
+        wake.wait();
+        if signals.caught() {
+            break;
+        }
+        follower.scan()?;
+        wake.watch_dirs(follower.dirs().iter().map(|d| d.as_path()));
+    }
+
+    if checkpoint.is_none() {
+        // Without a checkpoint, the end of the run is the end of the input.
+        pipeline.finish(&mut events);
+        for event in events.drain(..) {
+            reporter.event(&event)?;
+        }
+    }
+    save(&follower, &pipeline)?;
+    rejects.finish()?;
+
+    let total = pipeline.counts();
+    let counts = Counts {
+        records: total.records - start_counts.records,
+        out_of_order: total.out_of_order - start_counts.out_of_order,
+        windows_warning: total
+            .windows_warning
+            .saturating_sub(start_counts.windows_warning),
+        windows_drift: total
+            .windows_drift
+            .saturating_sub(start_counts.windows_drift),
+    };
+    let inputs = follower.stats();
+    let elapsed = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        files: inputs.len() as u64,
+        bytes: inputs.iter().map(|s| s.bytes).sum(),
+        records: counts.records,
+        rejected: rejects.count(),
+        out_of_order: counts.out_of_order,
+        streams: pipeline.streams(),
+        windows: report::WindowCounts {
+            warning: counts.windows_warning,
+            drift: counts.windows_drift,
+        },
+        retrains: trigger
+            .as_ref()
+            .map(RetrainTrigger::counts)
+            .unwrap_or_default(),
+        elapsed_s: elapsed,
+        records_per_s: if elapsed > 0.0 {
+            counts.records as f64 / elapsed
+        } else {
+            0.0
+        },
+        inputs,
+    };
+    if follower.truncations > 0 {
+        log::warn!("{} truncation(s) seen", follower.truncations);
+    }
+    reporter
+        .finish(&summary)
+        .context("cannot write the report")?;
+
+    if let Some(code) = signals.exit_code() {
+        return Ok(code);
+    }
+    let fail_on = match args.run.fail_on {
+        Some(FailOnArg::None) => FailOn::None,
+        Some(FailOnArg::Warning) => FailOn::Warning,
+        Some(FailOnArg::Drift) => FailOn::Drift,
+        None => config.report.fail_on,
+    };
+    let found = match fail_on {
+        FailOn::None => false,
+        FailOn::Warning => counts.windows_warning + counts.windows_drift > 0,
+        FailOn::Drift => counts.windows_drift > 0,
+    };
+    let mut code = if found {
+        ExitCode::WindowFound
+    } else {
+        ExitCode::Success
+    };
+    if trigger.as_ref().is_some_and(RetrainTrigger::any_failed) {
+        code = code.worst(ExitCode::Training);
+    }
+    Ok(code)
+}
