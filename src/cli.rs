@@ -124,6 +124,9 @@ pub struct WatchArgs {
     /// Start afresh when the checkpoint is corrupt, foreign or of another configuration.
     #[arg(long)]
     pub reset_state: bool,
+    /// How often a running watch saves its checkpoint when anything changed.
+    #[arg(long, hide = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: std::time::Duration,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -31,9 +31,6 @@ use crate::trigger::RetrainTrigger;
 use crate::watch::{Flow, Follower, Wake};
 
 use super::replay::{load_config, open_output, report_format, trigger_options};
-
-/// How often a running watch saves its checkpoint (when anything changed).
-const SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// The SIGINT and SIGTERM flags, and one for either (which also cancels a
 /// running training command).
@@ -230,7 +227,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         if args.once {
             break;
         }
-        if dirty && last_save.elapsed() >= SAVE_EVERY {
+        if dirty && last_save.elapsed() >= args.checkpoint_interval {
             save(&follower, &pipeline)?;
             last_save = Instant::now();
             dirty = false;

@@ -7,6 +7,7 @@
 mod default_config;
 mod replay;
 mod retrain;
+mod watch;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
