@@ -357,10 +357,13 @@ struct SavedModel {
     id: Arc<str>,
     version: Option<Arc<str>>,
     last_time: i64,
-    /// Per metric slot: the count and the history as (file, line, time).
-    metrics: Vec<(u64, Vec<(u32, u64, i64)>)>,
+    /// Per metric slot: the count and the history.
+    metrics: Vec<(u64, Vec<SavedSeen>)>,
     monitors: Vec<SavedMonitor>,
 }
+
+/// One position of a stream's history: (file index, line, time).
+type SavedSeen = (u32, u64, i64);
 
 #[derive(Serialize, Deserialize)]
 struct SavedMonitor {

@@ -18,6 +18,9 @@ pub struct Wake {
     /// Watched directories and the (dev, inode) they had, so a directory
     /// that is removed and created again gets a fresh watch.
     watched: HashMap<PathBuf, (u64, u64)>,
+    /// `MMON_MAX_WATCHES`: at most this many directories get a kernel watch
+    /// (beyond it, as when the kernel's own limit is reached: polling).
+    max_watches: usize,
 }
 
 impl Wake {
@@ -45,10 +48,15 @@ impl Wake {
         } else {
             None
         };
+        let max_watches = std::env::var("MMON_MAX_WATCHES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(usize::MAX);
         Wake {
             interval,
             watcher,
             watched: HashMap::new(),
+            max_watches,
         }
     }
 
@@ -72,7 +80,12 @@ impl Wake {
                 continue;
             }
             let _ = watcher.unwatch(dir);
-            match watcher.watch(dir, RecursiveMode::NonRecursive) {
+            let result = if self.watched.len() >= self.max_watches {
+                Err(notify::Error::generic("MMON_MAX_WATCHES reached"))
+            } else {
+                watcher.watch(dir, RecursiveMode::NonRecursive)
+            };
+            match result {
                 Ok(()) => {
                     self.watched.insert(dir.to_path_buf(), id);
                 }

@@ -141,8 +141,15 @@ impl Scene {
 
     /// Starts a running watch and waits until it follows its files.
     fn spawn(&self, args: &[&str]) -> Live {
-        let mut child = self
-            .command(args)
+        self.spawn_env(args, &[])
+    }
+
+    fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Live {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .arg("-v")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -572,6 +579,21 @@ fn appended_right_after_startup(poll: bool) {
     exactly_once(&counts(&stdout), [3]);
 }
 both!(appended_right_after_startup);
+
+// 19. Watch limits exhausted: polling takes over, logged, nothing lost.
+fn watch_limit_falls_back_to_polling(poll: bool) {
+    let s = Scene::new(poll);
+    s.write("app.jsonl", "");
+    let live = s.spawn_env(&["app.jsonl"], &[("MMON_MAX_WATCHES", "0")]);
+    s.append("app.jsonl", lines(0..50));
+    live.wait_records(50);
+    let (_, stdout, stderr) = live.stop();
+    exactly_once(&counts(&stdout), 0..50);
+    if !poll {
+        assert!(stderr.contains("falling back to polling"), "{stderr}");
+    }
+}
+both!(watch_limit_falls_back_to_polling);
 
 // 21. kill -9 at random moments: the checkpoint is always whole, nothing lost.
 fn kill_9_loop(poll: bool) {
