@@ -8,7 +8,7 @@ record with n = 1 (threshold above 0.5, window 1, merge_gap 0), so an
 """
 import json, os, random, subprocess, sys, tempfile, threading, time
 
-MMON = sys.argv[1] if len(sys.argv) > 1 else "target/release/mmon"
+MMON = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/release/mmon")
 CONFIG = ('[[monitor]]\nmetric = "n"\ndetector = "threshold"\n'
           'params = { window = 1, above = 0.5 }\n[report]\nmerge_gap = 0\n')
 

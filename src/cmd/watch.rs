@@ -190,6 +190,8 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut events = Vec::new();
     loop {
         let mut retrained = false;
+        let due =
+            |last: Instant| checkpoint.is_some() && last.elapsed() >= args.checkpoint_interval;
         let (read, flow) = follower.pass(&mut |item| {
             match item {
                 Item::Record(record) => {
@@ -205,15 +207,16 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 }
                 Item::Bad(bad) => rejects.add(&bad)?,
             }
-            Ok(if signals.caught() || retrained {
+            // Stop to save the checkpoint: after a training run (SPEC §6),
+            // and every interval during a long catch-up.
+            Ok(if signals.caught() || retrained || due(last_save) {
                 Flow::Stop
             } else {
                 Flow::Continue
             })
         })?;
         dirty |= read;
-        if retrained {
-            // After every training run (SPEC §6), then read on.
+        if retrained || (dirty && due(last_save)) {
             save(&follower, &pipeline)?;
             last_save = Instant::now();
             dirty = false;
@@ -226,11 +229,6 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         if args.once {
             break;
-        }
-        if dirty && last_save.elapsed() >= args.checkpoint_interval {
-            save(&follower, &pipeline)?;
-            last_save = Instant::now();
-            dirty = false;
         }
         wake.wait();
         if signals.caught() {

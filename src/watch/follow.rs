@@ -307,7 +307,7 @@ impl Follower {
                 Some(i) => {
                     claimed[i] = true;
                     let start = self.check_saved(&candidates[i], s);
-                    self.open(&candidates[i].path, start, Some(&s.name))?;
+                    self.open_or_warn(&candidates[i].path, start, Some(&s.name));
                 }
                 None => unresolved.push(s),
             }
@@ -332,7 +332,7 @@ impl Follower {
                         offset: s.offset,
                         line: s.line,
                     };
-                    self.open(&candidates[i].path, start, Some(&s.name))?;
+                    self.open_or_warn(&candidates[i].path, start, Some(&s.name));
                 }
                 None => log::info!("{} is gone since the last run", s.path),
             }
@@ -341,9 +341,17 @@ impl Follower {
             if claimed[i] || (c.sibling_only && is_gz_name(&c.path)) {
                 continue;
             }
-            self.open(&c.path, Start::At { offset: 0, line: 1 }, None)?;
+            self.open_or_warn(&c.path, Start::At { offset: 0, line: 1 }, None);
         }
         Ok(())
+    }
+
+    /// Opens a file found on resume; one that cannot be read is skipped
+    /// with a warning rather than failing every later cron run.
+    fn open_or_warn(&mut self, path: &Path, start: Start, name: Option<&str>) {
+        if let Err(e) = self.open(path, start, name) {
+            log::warn!("{e:#}; skipped");
+        }
     }
 
     /// Where to resume a saved file found again by its inode: at the saved
