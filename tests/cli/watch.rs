@@ -482,6 +482,16 @@ fn huge_line(poll: bool) {
     f.write_all(b"\n").unwrap();
     s.append("app.jsonl", line(1));
     live.wait_records(2);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", live.child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        peak_kib < 40 * 1024,
+        "peak memory {peak_kib} KiB for a 50 MiB line"
+    );
     let (_, stdout, stderr) = live.stop();
     exactly_once(&counts(&stdout), 0..2);
     let rejects = std::fs::read_to_string(s.path("rejects.jsonl")).unwrap();
@@ -630,6 +640,11 @@ fn kill_9_loop(poll: bool) {
     for i in 0..next {
         assert!(seen.contains_key(&i), "lost record {i}");
     }
+    // Output after the last checkpoint may repeat, the pipeline state never:
+    // it has seen each record exactly once.
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("state.json")).unwrap()).unwrap();
+    assert_eq!(state["body"]["pipeline"]["counts"]["records"], next);
 }
 both!(kill_9_loop);
 
