@@ -9,7 +9,7 @@
 //! copy-truncate and generations compressed to `.gz`. Lines go through the
 //! same [`LineReader`] and [`Decoder`] as replay.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -150,11 +150,14 @@ impl Follower {
             bases.push(PathBuf::from(&*f.name));
             bases.push(f.path.clone());
         }
-        let mut dirs: HashSet<PathBuf> = HashSet::new();
+        // Per directory, the names whose rotated siblings are candidates.
+        let mut dirs: HashMap<PathBuf, HashSet<String>> = HashMap::new();
         for b in &bases {
-            dirs.insert(b.parent().map(Path::to_path_buf).unwrap_or_default());
+            let dir = b.parent().map(Path::to_path_buf).unwrap_or_default();
+            let name = b.file_name().unwrap_or_default().to_string_lossy();
+            dirs.entry(dir).or_default().insert(name.into_owned());
         }
-        for dir in dirs {
+        for (dir, names) in dirs {
             let read = if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -166,14 +169,12 @@ impl Follower {
             for e in entries.flatten() {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                let path = dir.join(&*name);
-                let sibling = bases.iter().any(|b| {
-                    b.parent().map(Path::to_path_buf).unwrap_or_default() == dir
-                        && b.file_name()
-                            .is_some_and(|bn| is_sibling(&name, &bn.to_string_lossy()))
-                });
+                // `NAME.<suffix>`: try every prefix that ends before a dot.
+                let sibling = name
+                    .match_indices('.')
+                    .any(|(i, _)| i + 1 < name.len() && names.contains(&name[..i]));
                 if sibling {
-                    paths.push((path, true));
+                    paths.push((dir.join(&*name), true));
                 }
             }
         }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 pub struct Wake {
     interval: Duration,
@@ -34,6 +35,12 @@ impl Wake {
                         log::warn!("file-system events were lost (queue overflow); rescanning")
                     }
                     Err(e) => log::warn!("file-system events failed ({e}); polling covers it"),
+                    // mmon's own reads of files and of the directory are
+                    // access events; waking on them would spin.
+                    Ok(ev) if matches!(ev.kind, EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) =>
+                    {
+                        return;
+                    }
                     Ok(_) => {}
                 }
                 let _ = tx.send(());
