@@ -71,6 +71,9 @@ pub struct Follower {
     followed: Vec<Followed>,
     /// Per-file stats of files closed during the run, for the summary.
     closed: Vec<FileStats>,
+    /// Names from the checkpoint, whose rotated siblings are candidates
+    /// while resuming (the live name may be gone, e.g. from a glob).
+    remembered: Vec<PathBuf>,
     pub truncations: u64,
 }
 
@@ -107,6 +110,7 @@ impl Follower {
             schema,
             followed: Vec::new(),
             closed: Vec::new(),
+            remembered: Vec::new(),
             truncations: 0,
         }
     }
@@ -150,6 +154,7 @@ impl Follower {
             bases.push(PathBuf::from(&*f.name));
             bases.push(f.path.clone());
         }
+        bases.extend(self.remembered.iter().cloned());
         // Per directory, the names whose rotated siblings are candidates.
         let mut dirs: HashMap<PathBuf, HashSet<String>> = HashMap::new();
         for b in &bases {
@@ -287,7 +292,12 @@ impl Follower {
     /// inode and head, or as a compressed or copied generation by its head;
     /// files it does not know are read from their start.
     pub fn resume(&mut self, saved: &[FileState]) -> anyhow::Result<()> {
+        self.remembered = saved
+            .iter()
+            .flat_map(|s| [PathBuf::from(&s.name), PathBuf::from(&s.path)])
+            .collect();
         let candidates = self.candidates();
+        self.remembered.clear();
         let mut claimed = vec![false; candidates.len()];
         let heads: Vec<Vec<u8>> = candidates
             .iter()
@@ -314,15 +324,18 @@ impl Follower {
             }
         }
         for s in unresolved {
-            let base = Path::new(&s.path)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let base = |p: &str| {
+                Path::new(p)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let bases = [base(&s.name), base(&s.path)];
             let found = candidates.iter().enumerate().position(|(i, c)| {
                 let name = c.path.file_name().unwrap_or_default().to_string_lossy();
                 !claimed[i]
                     && s.head_len >= MIN_CONTENT_MATCH
-                    && is_sibling(&name, &base)
+                    && bases.iter().any(|b| is_sibling(&name, b))
                     && identity::head_matches(&heads[i], s.head_len, &s.head_sha256)
             });
             match found {

@@ -336,6 +336,18 @@ fn rotation_to_gz_while_stopped(poll: bool) {
 }
 both!(rotation_to_gz_while_stopped);
 
+// 2b. Rotated away under a glob while stopped, no new file yet.
+fn rotated_under_a_glob_while_stopped(poll: bool) {
+    let s = Scene::new(poll);
+    std::fs::create_dir(s.path("logs")).unwrap();
+    s.write("logs/a.jsonl", lines(0..100));
+    s.once(&["--from-start", "logs/*.jsonl"]);
+    s.append("logs/a.jsonl", lines(100..150));
+    std::fs::rename(s.path("logs/a.jsonl"), s.path("logs/a.jsonl.1")).unwrap();
+    exactly_once(&counts(&s.once(&["logs/*.jsonl"])), 100..150);
+}
+both!(rotated_under_a_glob_while_stopped);
+
 // 4. copytruncate: nothing twice.
 fn copytruncate(poll: bool) {
     let s = Scene::new(poll);
