@@ -63,18 +63,34 @@ impl Visitor<'_> for KeySeed<'_> {
     }
     fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
         let s = self.0;
-        Ok(if k == s.timestamp {
+        let k = k.as_bytes();
+        Ok(if short_eq(k, s.timestamp.as_bytes()) {
             Key::Timestamp
-        } else if k == s.model_id {
+        } else if short_eq(k, s.model_id.as_bytes()) {
             Key::Model
-        } else if k == s.model_version {
+        } else if short_eq(k, s.model_version.as_bytes()) {
             Key::Version
-        } else if let Some(slot) = s.slot(k) {
+        } else if let Some(slot) = s.metrics.iter().position(|m| short_eq(k, m.as_bytes())) {
             Key::Metric(slot)
         } else {
             Key::Other
         })
     }
+}
+
+/// Byte equality without a `memcmp` call for the short names field keys
+/// usually are (every key of every record is compared with the schema).
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if (8..=16).contains(&n) {
+        let word =
+            |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    a == b
 }
 
 /// A JSON scalar as it appeared, for fields we read.

@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod jsonl;
 pub mod lines;
+pub mod read_ahead;
 
 use std::fmt;
 use std::fs::File;
