@@ -11,13 +11,13 @@ use crate::{FIXTURES, Mmon, accuracy_log, point};
 // ---- replay on the shipped fixtures -------------------------------------
 
 #[test]
-fn replay_finds_the_churn_decay_at_exact_positions() {
+fn replay_finds_the_churn_decay_and_the_fraud_latency_rise_at_exact_positions() {
     let out = Mmon::new(&["replay", "metrics.jsonl", "--format", "json"])
         .fixture("metrics.jsonl")
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let windows = out.windows();
-    assert_eq!(windows.len(), 1);
+    assert_eq!(windows.len(), 2);
     let w = &windows[0];
     assert_eq!(w["model_id"], "churn");
     assert_eq!(w["model_version"], "1.4.2");
@@ -40,16 +40,31 @@ fn replay_finds_the_churn_decay_at_exact_positions() {
     assert_eq!(w["events"], 1500);
     assert_eq!(w["detections"], 1);
     assert!(w["change"].as_f64().unwrap() <= -0.05 + 1e-9);
-    let s = &out.json()["summary"];
+    // The fixture's latency rise hits fraud at its record 1830 (truth file):
+    // CUSUM on log latency sees it 34 records later and puts the start at 1834.
+    let w = &windows[1];
     assert_eq!(
-        (
-            s["records"].as_u64(),
-            s["rejected"].as_u64(),
-            s["streams"].as_u64()
-        ),
-        (Some(8000), Some(0), Some(3))
+        (w["model_id"].as_str(), w["metric"].as_str()),
+        (Some("fraud"), Some("latency_ms"))
     );
-    assert_eq!(s["windows"], serde_json::json!({"warning": 0, "drift": 1}));
+    assert_eq!(w["detector"]["name"], "cusum");
+    assert_eq!(
+        w["start"],
+        point(1834, "metrics.jsonl", 5612, "2024-03-01T00:09:19.655Z")
+    );
+    assert_eq!(
+        w["detected"],
+        point(1864, "metrics.jsonl", 5684, "2024-03-01T00:09:26.851Z")
+    );
+    assert!(w["after"].as_f64().unwrap() > 1.5 * w["before"].as_f64().unwrap());
+    let s = &out.json()["summary"];
+    let counts = (
+        s["records"].as_u64(),
+        s["rejected"].as_u64(),
+        s["streams"].as_u64(),
+    );
+    assert_eq!(counts, (Some(8000), Some(0), Some(6)));
+    assert_eq!(s["windows"], serde_json::json!({"warning": 0, "drift": 2}));
 }
 
 #[test]
@@ -270,7 +285,7 @@ fn jsonl_streams_events_and_puts_the_summary_on_stderr() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
-    assert_eq!(events, vec!["opened", "closed"]);
+    assert_eq!(events, vec!["opened", "closed", "opened", "closed"]);
     assert_eq!(lines[0]["end_reason"], Value::Null);
     assert_eq!(lines[1]["end_reason"], "quiet");
     let summary: Value = serde_json::from_str(out.stderr.trim()).unwrap();
@@ -296,7 +311,8 @@ fn csv_and_table_formats_render_the_window() {
         .run();
     let first = out.stdout.lines().nth(1).unwrap();
     assert!(
-        first.starts_with("drift     churn  1.4.2    accuracy  decay     #999 metrics.jsonl:2024"),
+        first
+            .starts_with("drift     churn  1.4.2    accuracy    decay     #999 metrics.jsonl:2024"),
         "{first}"
     );
     assert!(out.stdout.contains("8000 records from 1 file"));

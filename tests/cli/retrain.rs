@@ -60,8 +60,10 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
     let report = out.json();
     assert_eq!(
         report["summary"]["retrains"],
-        serde_json::json!({"ok": 1, "failed": 0})
+        serde_json::json!({"ok": 2, "failed": 0})
     );
+    // Two drifts, two models: churn's accuracy and fraud's latency.
+    assert_eq!(report["windows"][1]["retrain"]["version"], "3.0.2");
     let window = &report["windows"][0];
     assert_eq!(window["retrain"]["status"], "published");
     assert_eq!(window["retrain"]["version"], "1.4.3");
@@ -128,6 +130,18 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
 }
 
 #[test]
+fn the_example_config_monitors_what_the_default_does() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("examples/retrain.toml")).unwrap();
+    let example = mmon::config::Config::parse(&text, "examples/retrain.toml").unwrap();
+    let default = mmon::config::Config::embedded();
+    assert_eq!(example.monitors, default.monitors);
+    assert_eq!(
+        (example.input, example.report),
+        (default.input, default.report)
+    );
+}
+
+#[test]
 fn dry_run_prints_the_argv_and_environment_and_runs_nothing() {
     let out = walkthrough(&[
         "replay",
@@ -172,7 +186,7 @@ fn a_failed_training_is_reported_and_exits_4() {
     let report = out.json();
     assert_eq!(
         report["summary"]["retrains"],
-        serde_json::json!({"ok": 0, "failed": 1})
+        serde_json::json!({"ok": 0, "failed": 2})
     );
     assert_eq!(report["windows"][0]["retrain"]["status"], "failed");
     assert!(!out.path("registry/churn/1.4.3").exists());
