@@ -13,8 +13,11 @@
 //! set of names is closed, so the validated configuration of each is a variant
 //! of [`DetectorConfig`], which is also what builds and restores instances.
 
+pub mod adwin;
 pub mod decay;
 pub mod params;
+#[cfg(test)]
+mod parity;
 pub mod threshold;
 
 use serde::{Deserialize, Serialize};
@@ -106,10 +109,11 @@ pub fn save_state<T: Serialize>(state: &T) -> serde_json::Value {
 pub enum DetectorConfig {
     Decay(decay::Config),
     Threshold(threshold::Config),
+    Adwin(adwin::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold"];
+pub const NAMES: &[&str] = &["decay", "threshold", "adwin"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -125,6 +129,7 @@ impl DetectorConfig {
             "threshold" => {
                 DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
             }
+            "adwin" => DetectorConfig::Adwin(adwin::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -133,6 +138,7 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(_) => "decay",
             DetectorConfig::Threshold(_) => "threshold",
+            DetectorConfig::Adwin(_) => "adwin",
         }
     }
 
@@ -141,6 +147,7 @@ impl DetectorConfig {
         let mut value = match self {
             DetectorConfig::Decay(c) => save_state(c),
             DetectorConfig::Threshold(c) => save_state(c),
+            DetectorConfig::Adwin(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -154,6 +161,7 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
+            DetectorConfig::Adwin(c) => Box::new(adwin::Adwin::new(c.clone())),
         }
     }
 
@@ -164,6 +172,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(_) => {
                 Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
             }
+            DetectorConfig::Adwin(_) => Box::new(serde_json::from_value::<adwin::Adwin>(state)?),
         })
     }
 }
