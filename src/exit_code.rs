@@ -116,7 +116,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: ExitCode, source: impl Into<anyhow::Error>) -> Failure {
-        Failure { code, source: source.into() }
+        Failure {
+            code,
+            source: source.into(),
+        }
     }
 }
 
@@ -140,9 +143,18 @@ mod tests {
 
     #[test]
     fn worst_prefers_errors_over_windows_over_success() {
-        assert_eq!(ExitCode::Success.worst(ExitCode::WindowFound), ExitCode::WindowFound);
-        assert_eq!(ExitCode::WindowFound.worst(ExitCode::Training), ExitCode::Training);
-        assert_eq!(ExitCode::Training.worst(ExitCode::Success), ExitCode::Training);
+        assert_eq!(
+            ExitCode::Success.worst(ExitCode::WindowFound),
+            ExitCode::WindowFound
+        );
+        assert_eq!(
+            ExitCode::WindowFound.worst(ExitCode::Training),
+            ExitCode::Training
+        );
+        assert_eq!(
+            ExitCode::Training.worst(ExitCode::Success),
+            ExitCode::Training
+        );
     }
 
     #[test]

@@ -31,15 +31,28 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        Config { window: 50, threshold: 0.05, direction: Direction::Decrease }
+        Config {
+            window: 50,
+            threshold: 0.05,
+            direction: Direction::Decrease,
+        }
     }
 }
 
 impl Config {
     pub fn from_params(direction: Direction, p: &mut Params) -> Result<Config, ParamError> {
-        let window = p.int("window", 50, |w| (1..=10_000_000).contains(&w), "must be in 1..=10000000")?;
+        let window = p.int(
+            "window",
+            50,
+            |w| (1..=10_000_000).contains(&w),
+            "must be in 1..=10000000",
+        )?;
         let threshold = p.float("threshold", 0.05, |t| t > 0.0, "must be > 0")?;
-        Ok(Config { window: window as usize, threshold, direction })
+        Ok(Config {
+            window: window as usize,
+            threshold,
+            direction,
+        })
     }
 }
 
@@ -103,8 +116,11 @@ impl Detector for Decay {
         if moved + EPSILON < self.config.threshold {
             return Outcome::None;
         }
-        let change =
-            Change { lookback: (self.recent.len() - 1) as u64, before: reference, after: current };
+        let change = Change {
+            lookback: (self.recent.len() - 1) as u64,
+            before: reference,
+            after: current,
+        };
         self.recent.clear();
         self.recent_sum = 0.0;
         self.since_resum = 0;
@@ -163,10 +179,16 @@ mod tests {
 
     #[test]
     fn increase_and_both_mirror_the_rule() {
-        let inc = Config { direction: Direction::Increase, ..Config::default() };
+        let inc = Config {
+            direction: Direction::Increase,
+            ..Config::default()
+        };
         let rising: Vec<f64> = (0..200).map(|i| 0.05 + 0.002 * i as f64).collect();
         assert_eq!(run(inc, rising.clone()).first().map(|d| d.0), Some(74));
-        let both = Config { direction: Direction::Both, ..Config::default() };
+        let both = Config {
+            direction: Direction::Both,
+            ..Config::default()
+        };
         assert_eq!(run(both, rising).first().map(|d| d.0), Some(74));
     }
 

@@ -28,7 +28,11 @@ pub struct Params {
 
 impl Params {
     pub fn new(table: toml::Table, path: impl Into<String>) -> Params {
-        Params { table, path: path.into(), used: BTreeSet::new() }
+        Params {
+            table,
+            path: path.into(),
+            used: BTreeSet::new(),
+        }
     }
 
     /// An empty table (all defaults), for tests and programmatic use.
@@ -38,7 +42,10 @@ impl Params {
 
     /// Builds the error for `key` with the full path.
     pub fn error(&self, key: &str, message: impl Into<String>) -> ParamError {
-        ParamError { key: format!("{}.{key}", self.path), message: message.into() }
+        ParamError {
+            key: format!("{}.{key}", self.path),
+            message: message.into(),
+        }
     }
 
     fn get(&mut self, key: &str) -> Option<Value> {
@@ -146,5 +153,6 @@ impl Params {
 
 /// Parses a human duration such as `"90s"`, `"15m"` or `"1h 30m"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("expected a duration such as \"90s\" or \"15m\", got {s:?} ({e})"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("expected a duration such as \"90s\" or \"15m\", got {s:?} ({e})"))
 }

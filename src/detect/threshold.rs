@@ -127,7 +127,9 @@ impl Config {
             Some(other) => {
                 return Err(p.error(
                     "window",
-                    format!("expected a count in 1..=10000000 or a duration such as \"5m\", got {other}"),
+                    format!(
+                        "expected a count in 1..=10000000 or a duration such as \"5m\", got {other}"
+                    ),
                 ));
             }
         };
@@ -141,7 +143,13 @@ impl Config {
                 return Err(p.error("below", format!("must be less than above ({a}), got {b}")));
             }
         }
-        Ok(Config { statistic, window, above, below, direction })
+        Ok(Config {
+            statistic,
+            window,
+            above,
+            below,
+            direction,
+        })
     }
 }
 
@@ -273,7 +281,11 @@ impl Detector for Threshold {
             }
         };
         self.breach_len = Some(len);
-        Outcome::Drift(Change { lookback: len - 1, before: self.breach_before, after: stat })
+        Outcome::Drift(Change {
+            lookback: len - 1,
+            before: self.breach_before,
+            after: stat,
+        })
     }
 
     fn save(&self) -> serde_json::Value {
@@ -330,8 +342,9 @@ mod tests {
     fn mean_below_with_a_time_window() {
         let c = config("window = \"10s\"\nbelow = 0.45").unwrap();
         let s = 1_000_000_000i64;
-        let v: Vec<(i64, f64)> =
-            (0..40).map(|i| (i * s, if i < 20 { 1.0 } else { 0.0 })).collect();
+        let v: Vec<(i64, f64)> = (0..40)
+            .map(|i| (i * s, if i < 20 { 1.0 } else { 0.0 }))
+            .collect();
         let got = drifts(c, &v);
         // Window of 10 s holds 10 values (t in (now-10s, now]); the mean is
         // below 0.45 once 6 of them are 0: at i = 25.
@@ -344,7 +357,10 @@ mod tests {
         let e = config("window = 0\nabove = 1").unwrap_err();
         assert_eq!(e.key, "monitor[0].params.window");
         let e = config("statistic = \"p42\"\nabove = 1").unwrap_err();
-        assert!(e.to_string().contains("monitor[0].params.statistic: expected one of mean"));
+        assert!(
+            e.to_string()
+                .contains("monitor[0].params.statistic: expected one of mean")
+        );
         let e = config("window = 5").unwrap_err();
         assert!(e.message.contains("needs `above`"));
         let e = config("above = 1\nbogus = 2").unwrap_err();
