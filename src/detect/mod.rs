@@ -15,6 +15,7 @@
 
 pub mod adwin;
 pub mod decay;
+pub mod page_hinkley;
 pub mod params;
 #[cfg(test)]
 mod parity;
@@ -110,10 +111,11 @@ pub enum DetectorConfig {
     Decay(decay::Config),
     Threshold(threshold::Config),
     Adwin(adwin::Config),
+    PageHinkley(page_hinkley::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "adwin"];
+pub const NAMES: &[&str] = &["decay", "threshold", "adwin", "page-hinkley"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -130,6 +132,9 @@ impl DetectorConfig {
                 DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
             }
             "adwin" => DetectorConfig::Adwin(adwin::Config::from_params(direction, params)?),
+            "page-hinkley" => {
+                DetectorConfig::PageHinkley(page_hinkley::Config::from_params(direction, params)?)
+            }
             _ => return Ok(None),
         }))
     }
@@ -139,6 +144,7 @@ impl DetectorConfig {
             DetectorConfig::Decay(_) => "decay",
             DetectorConfig::Threshold(_) => "threshold",
             DetectorConfig::Adwin(_) => "adwin",
+            DetectorConfig::PageHinkley(_) => "page-hinkley",
         }
     }
 
@@ -148,6 +154,7 @@ impl DetectorConfig {
             DetectorConfig::Decay(c) => save_state(c),
             DetectorConfig::Threshold(c) => save_state(c),
             DetectorConfig::Adwin(c) => save_state(c),
+            DetectorConfig::PageHinkley(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -162,6 +169,7 @@ impl DetectorConfig {
             DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
             DetectorConfig::Adwin(c) => Box::new(adwin::Adwin::new(c.clone())),
+            DetectorConfig::PageHinkley(c) => Box::new(page_hinkley::PageHinkley::new(c.clone())),
         }
     }
 
@@ -173,6 +181,9 @@ impl DetectorConfig {
                 Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
             }
             DetectorConfig::Adwin(_) => Box::new(serde_json::from_value::<adwin::Adwin>(state)?),
+            DetectorConfig::PageHinkley(_) => {
+                Box::new(serde_json::from_value::<page_hinkley::PageHinkley>(state)?)
+            }
         })
     }
 }
