@@ -84,10 +84,10 @@ impl Decay {
     fn push_recent(&mut self, x: f64) {
         self.recent.push_back(x);
         self.recent_sum += x;
-        if self.recent.len() > self.config.window {
-            if let Some(old) = self.recent.pop_front() {
-                self.recent_sum -= old;
-            }
+        if self.recent.len() > self.config.window
+            && let Some(old) = self.recent.pop_front()
+        {
+            self.recent_sum -= old;
         }
         self.since_resum += 1;
         if self.since_resum >= self.config.window {

@@ -138,10 +138,10 @@ impl Config {
         if above.is_none() && below.is_none() {
             return Err(p.error("above", "threshold needs `above`, `below` or both"));
         }
-        if let (Some(a), Some(b)) = (above, below) {
-            if b >= a {
-                return Err(p.error("below", format!("must be less than above ({a}), got {b}")));
-            }
+        if let (Some(a), Some(b)) = (above, below)
+            && b >= a
+        {
+            return Err(p.error("below", format!("must be less than above ({a}), got {b}")));
         }
         Ok(Config {
             statistic,
@@ -254,7 +254,7 @@ impl Detector for Threshold {
                 }
             }
         }
-        if self.values.len() % 4096 == 0 {
+        if self.values.len().is_multiple_of(4096) {
             self.sum = self.values.iter().map(|v| v.1).sum();
         }
         if !self.ready(time_ns) {
