@@ -40,6 +40,8 @@
 //! rejects a cut that river's test would accept (see [`Window::may_cut`]),
 //! which the parity fixtures and a property test check.
 
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
@@ -191,7 +193,8 @@ impl Window {
     /// cut splits the window into parts with different means.
     fn check(&mut self, c: &Config) -> Option<Cut> {
         self.tick += 1;
-        if self.tick % u64::from(c.clock) != 0 || self.width <= f64::from(c.grace_period) {
+        if !self.tick.is_multiple_of(u64::from(c.clock)) || self.width <= f64::from(c.grace_period)
+        {
             return None;
         }
         let mut cut = Cut {
@@ -290,7 +293,11 @@ impl Screen {
         let lhs = (cross + slack) * (cross + slack) * a * b;
         let n0n1 = n0 * n1;
         let rhs = self.two_v_dp * (a + b) * n0n1 * n0n1;
-        !(lhs <= rhs)
+        // NaN (no ordering) falls through to the exact test.
+        !matches!(
+            lhs.partial_cmp(&rhs),
+            Some(Ordering::Less | Ordering::Equal)
+        )
     }
 }
 
