@@ -430,7 +430,7 @@ mod tests {
         let mut d = Adwin::new(Config::default());
         let found = parity::drifts(&mut d, &values);
         let (at, change) = found[0];
-        assert!(at >= 2000 && at < 2100, "{at}");
+        assert!((2000..2100).contains(&at), "{at}");
         // ADWIN drops old buckets only until no cut passes its test any more,
         // so the kept window can still hold old values: the start is an
         // early estimate and `after` a blend.

@@ -15,6 +15,7 @@
 
 pub mod adwin;
 pub mod decay;
+pub mod kswin;
 pub mod page_hinkley;
 pub mod params;
 #[cfg(test)]
@@ -112,10 +113,11 @@ pub enum DetectorConfig {
     Threshold(threshold::Config),
     Adwin(adwin::Config),
     PageHinkley(page_hinkley::Config),
+    Kswin(kswin::Config),
 }
 
 /// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &["decay", "threshold", "adwin", "page-hinkley"];
+pub const NAMES: &[&str] = &["decay", "threshold", "adwin", "page-hinkley", "kswin"];
 
 impl DetectorConfig {
     /// Validates `params` for the detector called `name`.
@@ -135,6 +137,7 @@ impl DetectorConfig {
             "page-hinkley" => {
                 DetectorConfig::PageHinkley(page_hinkley::Config::from_params(direction, params)?)
             }
+            "kswin" => DetectorConfig::Kswin(kswin::Config::from_params(direction, params)?),
             _ => return Ok(None),
         }))
     }
@@ -145,6 +148,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(_) => "threshold",
             DetectorConfig::Adwin(_) => "adwin",
             DetectorConfig::PageHinkley(_) => "page-hinkley",
+            DetectorConfig::Kswin(_) => "kswin",
         }
     }
 
@@ -155,6 +159,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(c) => save_state(c),
             DetectorConfig::Adwin(c) => save_state(c),
             DetectorConfig::PageHinkley(c) => save_state(c),
+            DetectorConfig::Kswin(c) => save_state(c),
         };
         // The direction is the monitor's, shown next to the detector.
         if let Some(map) = value.as_object_mut() {
@@ -170,6 +175,7 @@ impl DetectorConfig {
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
             DetectorConfig::Adwin(c) => Box::new(adwin::Adwin::new(c.clone())),
             DetectorConfig::PageHinkley(c) => Box::new(page_hinkley::PageHinkley::new(c.clone())),
+            DetectorConfig::Kswin(c) => Box::new(kswin::Kswin::new(c.clone())),
         }
     }
 
@@ -184,6 +190,7 @@ impl DetectorConfig {
             DetectorConfig::PageHinkley(_) => {
                 Box::new(serde_json::from_value::<page_hinkley::PageHinkley>(state)?)
             }
+            DetectorConfig::Kswin(_) => Box::new(serde_json::from_value::<kswin::Kswin>(state)?),
         })
     }
 }

@@ -85,8 +85,10 @@ pub fn drifts(detector: &mut dyn Detector, values: &[f64]) -> Vec<(usize, Change
         .collect()
 }
 
-/// Every outcome other than none, with its index.
-fn outcomes(detector: &mut dyn Detector, values: &[f64], start: usize) -> Vec<(usize, Outcome)> {
+/// Every outcome other than none, with the index of its value.
+pub type Outcomes = Vec<(usize, Outcome)>;
+
+fn outcomes(detector: &mut dyn Detector, values: &[f64], start: usize) -> Outcomes {
     values
         .iter()
         .enumerate()
@@ -103,7 +105,7 @@ pub fn whole_and_resumed(
     config: &DetectorConfig,
     values: &[f64],
     cut: usize,
-) -> (Vec<(usize, Outcome)>, Vec<(usize, Outcome)>) {
+) -> (Outcomes, Outcomes) {
     let cut = cut.min(values.len());
     let whole = outcomes(config.build().as_mut(), values, 0);
     let mut first = config.build();
