@@ -78,8 +78,8 @@ def main():
         ("kswin", lambda: drift.KSWIN(seed=1), real[:n_kswin]),
         ("ddm", lambda: binary.DDM(), errors),
         ("eddm", lambda: binary.EDDM(), errors),
-        ("hddm_a", lambda: binary.HDDM_A(), errors),
-        ("hddm_w", lambda: binary.HDDM_W(), errors),
+        ("hddm_a", lambda: binary.HDDMA(), errors),
+        ("hddm_w", lambda: binary.HDDMW(), errors),
     ]
     rates, lengths = {}, {}
     for name, make, values in cases:
