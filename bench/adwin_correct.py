@@ -13,6 +13,16 @@ is at most the mean of the dropped part, as mmon reports it.
 For each delta: false alarms (decrease detections) on stationary streams, and
 the delay, in that model's records, to detect an accuracy drop of 0.08 that
 starts after the stationary prefix the default log gives it.
+
+Measured with river 0.26.1, clock 32, other parameters at their defaults
+(false alarms: 40 simulated 1M-record logs for 1e-4 and 1e-5, 30 for 0.002;
+delays: 40 drops, churn and fraud, in that model's records):
+
+    delta   logs with a false decrease alarm   delay median   delay max
+    0.002   4 of 30                             404            719
+    1e-4    0 of 40                             546            980
+    1e-5    0 of 40                             690           1076
+    1e-6    0 of 10                             815           1236
 """
 
 from __future__ import annotations
