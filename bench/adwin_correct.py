@@ -16,7 +16,7 @@ starts after the stationary prefix the default log gives it.
 
 Measured with river 0.26.1, clock 32, other parameters at their defaults
 (false alarms: 40 simulated 1M-record logs for 1e-4 and 1e-5, 30 for 0.002;
-delays: 40 drops, churn and fraud, in that model's records):
+delays: 40 drops (20 for 1e-6), churn and fraud, in that model's records):
 
     delta   logs with a false decrease alarm   delay median   delay max
     0.002   4 of 30                             404            719
