@@ -62,8 +62,10 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
         report["summary"]["retrains"],
         serde_json::json!({"ok": 2, "failed": 0})
     );
-    // Two drifts, two models: churn's accuracy and fraud's latency.
-    assert_eq!(report["windows"][1]["retrain"]["version"], "3.0.2");
+    // Two models drift: churn (its correct field first, then its accuracy,
+    // which is within the cooldown) and fraud's latency.
+    assert_eq!(report["windows"][1]["retrain"]["status"], "skipped");
+    assert_eq!(report["windows"][2]["retrain"]["version"], "3.0.2");
     let window = &report["windows"][0];
     assert_eq!(window["retrain"]["status"], "published");
     assert_eq!(window["retrain"]["version"], "1.4.3");
@@ -90,7 +92,8 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
         serde_json::from_str(&out.read("registry/churn/1.4.3/manifest.json")).unwrap();
     assert_eq!(manifest["schema"], "mmon.manifest/1");
     assert_eq!(manifest["parent"], "1.4.2");
-    assert_eq!(manifest["trigger"]["detected"]["index"], 2498);
+    assert_eq!(manifest["trigger"]["detected"]["index"], 2495);
+    assert_eq!(manifest["trigger"]["metric"], "correct");
     assert_eq!(manifest["trigger"]["model_id"], "churn");
     assert_eq!(manifest["trials"].as_array().unwrap().len(), 2);
 
