@@ -252,3 +252,18 @@ impl DetectorConfig {
         })
     }
 }
+
+/// Validates `toml_params` as `monitor[0].params` with a detector's
+/// `from_params`, failing on unknown keys as the config loader does.
+#[cfg(test)]
+pub(crate) fn test_config<C>(
+    from_params: fn(Direction, &mut Params) -> Result<C, ParamError>,
+    direction: Direction,
+    toml_params: &str,
+) -> Result<C, ParamError> {
+    let table: toml::Table = toml::from_str(toml_params).expect("test params are TOML");
+    let mut p = Params::new(table, "monitor[0].params");
+    let c = from_params(direction, &mut p)?;
+    p.finish(&[])?;
+    Ok(c)
+}
