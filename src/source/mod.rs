@@ -343,6 +343,7 @@ impl FileSource {
         };
         self.next += 1;
         let (reader, format) = open(&path, self.forced)?;
+        log::info!("reading {path} as {format:?}");
         let name: Arc<str> = Arc::from(if path == "-" {
             "<stdin>"
         } else {
