@@ -25,7 +25,11 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 
 pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.run)?;
-    log::info!("configuration: {} ({} monitors)", config.source, config.monitors.len());
+    log::info!(
+        "configuration: {} ({} monitors)",
+        config.source,
+        config.monitors.len()
+    );
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(Failure::new(
             ExitCode::Usage,

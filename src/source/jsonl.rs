@@ -9,7 +9,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::{FieldError, Fields};
-use crate::record::Schema;
+use crate::record::{Schema, short_eq};
 
 /// Parses one line into `fields`, or says what is wrong with it.
 ///
@@ -76,21 +76,6 @@ impl Visitor<'_> for KeySeed<'_> {
             Key::Other
         })
     }
-}
-
-/// Byte equality without a `memcmp` call for the short names field keys
-/// usually are (every key of every record is compared with the schema).
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let n = a.len();
-    if (8..=16).contains(&n) {
-        let word =
-            |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
-        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
-    }
-    a == b
 }
 
 /// A JSON scalar as it appeared, for fields we read.
