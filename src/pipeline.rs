@@ -200,7 +200,10 @@ impl Pipeline {
 
         if let Some(v) = &record.version {
             let current = &self.models[mi].version;
-            let changed = current.as_ref().is_some_and(|old| old != v);
+            // Versions are interned by the source: compare pointers first.
+            let changed = current
+                .as_ref()
+                .is_some_and(|old| !Arc::ptr_eq(old, v) && old != v);
             let first = current.is_none();
             if changed && self.reset_on_version_change {
                 self.reset_model(mi, events);

@@ -62,6 +62,24 @@ impl Schema {
     }
 }
 
+/// Byte equality without a `memcmp` call for the short names that field
+/// keys, model ids and versions usually are: every key of every record is
+/// compared with the schema, so this is on the hot path.
+#[inline]
+pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or([0; 4]));
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 /// Hands out one shared `Arc<str>` per distinct model id or version, so a
 /// record costs a reference count, not an allocation.
 #[derive(Debug, Default)]
@@ -72,7 +90,11 @@ pub struct Interner {
 impl Interner {
     pub fn get(&mut self, s: &str) -> Arc<str> {
         // Logs interleave a handful of models: a linear scan beats hashing.
-        if let Some(found) = self.names.iter().find(|n| &***n == s) {
+        if let Some(found) = self
+            .names
+            .iter()
+            .find(|n| short_eq(n.as_bytes(), s.as_bytes()))
+        {
             return found.clone();
         }
         let name: Arc<str> = Arc::from(s);
@@ -80,5 +102,25 @@ impl Interner {
             self.names.push(name.clone());
         }
         name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_eq;
+
+    #[test]
+    fn short_eq_is_byte_equality_at_every_length() {
+        let text = b"abcdefghijklmnopqrstuvwxyz";
+        for n in 0..=text.len() {
+            let a = &text[..n];
+            assert!(short_eq(a, a));
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!short_eq(a, &b), "{n} {i}");
+            }
+            assert!(!short_eq(a, &text[..n.saturating_sub(1)]) || n == 0);
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::progress::Progress;
 use crate::rejects::Rejects;
 use crate::report::{self, Reporter, Summary};
 use crate::retrain::ClockMode;
+use crate::source::read_ahead::ReadAhead;
 use crate::source::{FileSource, Item};
 use crate::trigger::{RetrainTrigger, TriggerOptions};
 
@@ -24,6 +25,11 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 
 pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.run)?;
+    log::info!(
+        "configuration: {} ({} monitors)",
+        config.source,
+        config.monitors.len()
+    );
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(Failure::new(
             ExitCode::Usage,
@@ -48,11 +54,11 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut reporter = Reporter::new(format, out, !quiet);
     let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
     let mut pipeline = Pipeline::new(&config);
-    let mut source = FileSource::new(
+    let mut source = ReadAhead::spawn(FileSource::new(
         args.files.clone(),
         config.input.format,
         Arc::new(config.schema()),
-    );
+    ));
 
     let total: Option<u64> = args
         .files
@@ -97,7 +103,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let counts = pipeline.counts();
     let elapsed = started.elapsed().as_secs_f64();
     let summary = Summary {
-        files: source.stats.len() as u64,
+        files: source.stats().len() as u64,
         bytes: source.bytes_read(),
         records: counts.records,
         rejected: rejects.count(),
@@ -117,7 +123,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         } else {
             0.0
         },
-        inputs: source.stats.clone(),
+        inputs: source.stats().to_vec(),
     };
     reporter
         .finish(&summary)

@@ -143,10 +143,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn config(direction: Direction, toml_params: &str) -> Result<Config, ParamError> {
-        let mut p = Params::new(toml::from_str(toml_params).unwrap(), "monitor[0].params");
-        let c = Config::from_params(direction, &mut p)?;
-        p.finish(&[])?;
-        Ok(c)
+        crate::detect::test_config(Config::from_params, direction, toml_params)
     }
 
     fn drifts(c: &Config, values: &[f64]) -> Vec<(usize, Change)> {

@@ -13,6 +13,7 @@
 //! set of names is closed, so the validated configuration of each is a variant
 //! of [`DetectorConfig`], which is also what builds and restores instances.
 
+pub mod adwin;
 pub mod binary;
 pub mod cusum;
 pub mod ddm;
@@ -21,7 +22,11 @@ pub mod eddm;
 pub mod ewma;
 pub mod hddm_a;
 pub mod hddm_w;
+pub mod kswin;
+pub mod page_hinkley;
 pub mod params;
+#[cfg(test)]
+mod parity;
 pub mod reference;
 #[cfg(test)]
 mod synthetic;
@@ -116,6 +121,9 @@ pub fn save_state<T: Serialize>(state: &T) -> serde_json::Value {
 pub enum DetectorConfig {
     Decay(decay::Config),
     Threshold(threshold::Config),
+    Adwin(adwin::Config),
+    PageHinkley(page_hinkley::Config),
+    Kswin(kswin::Config),
     Ddm(ddm::Config),
     Eddm(eddm::Config),
     HddmA(hddm_a::Config),
@@ -128,6 +136,9 @@ pub enum DetectorConfig {
 pub const NAMES: &[&str] = &[
     "decay",
     "threshold",
+    "adwin",
+    "page-hinkley",
+    "kswin",
     "ddm",
     "eddm",
     "hddm-a",
@@ -150,6 +161,11 @@ impl DetectorConfig {
             "threshold" => {
                 DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
             }
+            "adwin" => DetectorConfig::Adwin(adwin::Config::from_params(direction, params)?),
+            "page-hinkley" => {
+                DetectorConfig::PageHinkley(page_hinkley::Config::from_params(direction, params)?)
+            }
+            "kswin" => DetectorConfig::Kswin(kswin::Config::from_params(direction, params)?),
             "ddm" => DetectorConfig::Ddm(ddm::Config::from_params(direction, params)?),
             "eddm" => DetectorConfig::Eddm(eddm::Config::from_params(direction, params)?),
             "hddm-a" => DetectorConfig::HddmA(hddm_a::Config::from_params(direction, params)?),
@@ -164,6 +180,9 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(_) => "decay",
             DetectorConfig::Threshold(_) => "threshold",
+            DetectorConfig::Adwin(_) => "adwin",
+            DetectorConfig::PageHinkley(_) => "page-hinkley",
+            DetectorConfig::Kswin(_) => "kswin",
             DetectorConfig::Ddm(_) => "ddm",
             DetectorConfig::Eddm(_) => "eddm",
             DetectorConfig::HddmA(_) => "hddm-a",
@@ -178,6 +197,9 @@ impl DetectorConfig {
         let mut value = match self {
             DetectorConfig::Decay(c) => save_state(c),
             DetectorConfig::Threshold(c) => save_state(c),
+            DetectorConfig::Adwin(c) => save_state(c),
+            DetectorConfig::PageHinkley(c) => save_state(c),
+            DetectorConfig::Kswin(c) => save_state(c),
             DetectorConfig::Ddm(c) => save_state(c),
             DetectorConfig::Eddm(c) => save_state(c),
             DetectorConfig::HddmA(c) => save_state(c),
@@ -197,6 +219,9 @@ impl DetectorConfig {
         match self {
             DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
             DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
+            DetectorConfig::Adwin(c) => Box::new(adwin::Adwin::new(c.clone())),
+            DetectorConfig::PageHinkley(c) => Box::new(page_hinkley::PageHinkley::new(c.clone())),
+            DetectorConfig::Kswin(c) => Box::new(kswin::Kswin::new(c.clone())),
             DetectorConfig::Ddm(c) => Box::new(ddm::Ddm::new(c.clone())),
             DetectorConfig::Eddm(c) => Box::new(eddm::Eddm::new(c.clone())),
             DetectorConfig::HddmA(c) => Box::new(hddm_a::HddmA::new(c.clone())),
@@ -213,6 +238,11 @@ impl DetectorConfig {
             DetectorConfig::Threshold(_) => {
                 Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
             }
+            DetectorConfig::Adwin(_) => Box::new(serde_json::from_value::<adwin::Adwin>(state)?),
+            DetectorConfig::PageHinkley(_) => {
+                Box::new(serde_json::from_value::<page_hinkley::PageHinkley>(state)?)
+            }
+            DetectorConfig::Kswin(_) => Box::new(serde_json::from_value::<kswin::Kswin>(state)?),
             DetectorConfig::Ddm(_) => Box::new(serde_json::from_value::<ddm::Ddm>(state)?),
             DetectorConfig::Eddm(_) => Box::new(serde_json::from_value::<eddm::Eddm>(state)?),
             DetectorConfig::HddmA(_) => Box::new(serde_json::from_value::<hddm_a::HddmA>(state)?),
@@ -221,4 +251,19 @@ impl DetectorConfig {
             DetectorConfig::Ewma(_) => Box::new(serde_json::from_value::<ewma::Ewma>(state)?),
         })
     }
+}
+
+/// Validates `toml_params` as `monitor[0].params` with a detector's
+/// `from_params`, failing on unknown keys as the config loader does.
+#[cfg(test)]
+pub(crate) fn test_config<C>(
+    from_params: fn(Direction, &mut Params) -> Result<C, ParamError>,
+    direction: Direction,
+    toml_params: &str,
+) -> Result<C, ParamError> {
+    let table: toml::Table = toml::from_str(toml_params).expect("test params are TOML");
+    let mut p = Params::new(table, "monitor[0].params");
+    let c = from_params(direction, &mut p)?;
+    p.finish(&[])?;
+    Ok(c)
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::{FieldError, Fields};
-use crate::record::Schema;
+use crate::record::{Schema, short_eq};
 
 /// Parses one line into `fields`, or says what is wrong with it.
 ///
@@ -63,13 +63,14 @@ impl Visitor<'_> for KeySeed<'_> {
     }
     fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
         let s = self.0;
-        Ok(if k == s.timestamp {
+        let k = k.as_bytes();
+        Ok(if short_eq(k, s.timestamp.as_bytes()) {
             Key::Timestamp
-        } else if k == s.model_id {
+        } else if short_eq(k, s.model_id.as_bytes()) {
             Key::Model
-        } else if k == s.model_version {
+        } else if short_eq(k, s.model_version.as_bytes()) {
             Key::Version
-        } else if let Some(slot) = s.slot(k) {
+        } else if let Some(slot) = s.metrics.iter().position(|m| short_eq(k, m.as_bytes())) {
             Key::Metric(slot)
         } else {
             Key::Other

@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod jsonl;
 pub mod lines;
+pub mod read_ahead;
 
 use std::fmt;
 use std::fs::File;
@@ -345,6 +346,7 @@ impl FileSource {
         };
         self.next += 1;
         let (reader, format) = open(&path, self.forced)?;
+        log::info!("reading {path} as {format:?}");
         let name: Arc<str> = Arc::from(if path == "-" {
             "<stdin>"
         } else {
@@ -411,5 +413,134 @@ impl fmt::Debug for FileSource {
             .field("paths", &self.paths)
             .field("next", &self.next)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn schema() -> Schema {
+        let text = "[input]\nvalid = { accuracy = [0, 1] }\nmax_line_bytes = 64\n\
+                    [[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n";
+        Config::parse(text, "t.toml").unwrap().schema()
+    }
+
+    /// Decodes `line` (after `header` for CSV) and returns the error text.
+    fn reject(format: Format, header: Option<&[u8]>, line: &[u8]) -> String {
+        let s = schema();
+        let mut d = Decoder::new(Arc::from("f"), format);
+        let mut reader = LineReader::new(line, s.max_line_bytes, 0, 2);
+        if let Some(h) = header {
+            let header = Line::Text {
+                bytes: h,
+                number: 1,
+                offset: 0,
+            };
+            assert!(d.decode(header, &s).is_none());
+        }
+        let line = reader.next_line().unwrap().unwrap();
+        match d.decode(line, &s) {
+            Some(Item::Bad(b)) => b.to_string(),
+            other => panic!("not rejected: {other:?}"),
+        }
+    }
+
+    const T: &str = "\"timestamp\":\"2024-03-01T00:00:00Z\"";
+
+    #[test]
+    fn not_json() {
+        assert_eq!(
+            reject(Format::Jsonl, None, b"{oops"),
+            "f:2: not a JSON object: key must be a string at line 1 column 2"
+        );
+    }
+
+    #[test]
+    fn wrong_csv_column_count() {
+        let got = reject(
+            Format::Csv,
+            Some(b"timestamp,accuracy"),
+            b"2024-03-01T00:00:00Z,0.9,7",
+        );
+        assert_eq!(got, "f:2: expected 2 columns, found 3");
+    }
+
+    #[test]
+    fn missing_timestamp() {
+        assert_eq!(
+            reject(Format::Jsonl, None, b"{\"accuracy\":0.9}"),
+            "f:2: field \"timestamp\": missing (every record needs a timestamp)"
+        );
+    }
+
+    #[test]
+    fn unparsable_timestamp() {
+        let got = reject(Format::Jsonl, None, b"{\"timestamp\":\"03/01/2024\"}");
+        assert!(
+            got.starts_with("f:2: field \"timestamp\": expected an RFC 3339 timestamp"),
+            "{got}"
+        );
+        assert!(got.ends_with("found \"03/01/2024\""), "{got}");
+    }
+
+    #[test]
+    fn monitored_metric_not_a_finite_number() {
+        let line = format!("{{{T},\"accuracy\":\"n/a\"}}");
+        assert_eq!(
+            reject(Format::Jsonl, None, line.as_bytes()),
+            "f:2: field \"accuracy\": expected a finite number, found \"n/a\""
+        );
+        let got = reject(
+            Format::Csv,
+            Some(b"timestamp,accuracy"),
+            b"2024-03-01T00:00:00Z,inf",
+        );
+        assert_eq!(
+            got,
+            "f:2: field \"accuracy\": expected a finite number, found \"inf\""
+        );
+    }
+
+    #[test]
+    fn metric_outside_its_valid_range() {
+        let line = format!("{{{T},\"accuracy\":1.5}}");
+        assert_eq!(
+            reject(Format::Jsonl, None, line.as_bytes()),
+            "f:2: field \"accuracy\": expected a number in [0, 1], found 1.5"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8() {
+        assert_eq!(
+            reject(Format::Jsonl, None, b"{\"a\":\"\xc3\x28\"}"),
+            "f:2: invalid UTF-8 at byte 6 of the line"
+        );
+    }
+
+    #[test]
+    fn line_over_max_line_bytes() {
+        let line = format!("{{{T},\"pad\":\"{}\"}}\n", "x".repeat(100));
+        assert_eq!(
+            reject(Format::Jsonl, None, line.as_bytes()),
+            "f:2: line of 145 bytes is longer than max_line_bytes (64)"
+        );
+    }
+
+    proptest::proptest! {
+        /// No input makes the decoder panic: every line is a record, a bad
+        /// record, or blank.
+        #[test]
+        fn arbitrary_lines_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), csv in proptest::prelude::any::<bool>()) {
+            let s = schema();
+            let format = if csv { Format::Csv } else { Format::Jsonl };
+            let mut d = Decoder::new(Arc::from("f"), format);
+            let mut reader = LineReader::new(&bytes[..], s.max_line_bytes, 0, 1);
+            while let Some(line) = reader.next_line().unwrap() {
+                let _ = d.decode(line, &s);
+            }
+        }
     }
 }

@@ -11,14 +11,42 @@ use crate::{FIXTURES, Mmon, accuracy_log, point};
 // ---- replay on the shipped fixtures -------------------------------------
 
 #[test]
-fn replay_finds_the_churn_decay_at_exact_positions() {
+fn replay_finds_the_churn_decay_and_the_fraud_latency_rise_at_exact_positions() {
     let out = Mmon::new(&["replay", "metrics.jsonl", "--format", "json"])
         .fixture("metrics.jsonl")
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let windows = out.windows();
-    assert_eq!(windows.len(), 1);
+    // In the order they opened: churn's correct (ADWIN) and accuracy
+    // (decay) windows, then fraud's latency (CUSUM).
+    let what: Vec<(&str, &str)> = windows
+        .iter()
+        .map(|w| {
+            (
+                w["model_id"].as_str().unwrap(),
+                w["metric"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        what,
+        [
+            ("churn", "correct"),
+            ("churn", "accuracy"),
+            ("fraud", "latency_ms")
+        ]
+    );
+    // The drop hits churn at its record 1622 (truth file). ADWIN on the 0/1
+    // field cuts its window at 2495; the window it keeps starts at 256.
     let w = &windows[0];
+    assert_eq!(w["detector"]["name"], "adwin");
+    assert_eq!(w["start"]["index"], 256);
+    assert_eq!(
+        w["detected"],
+        point(2495, "metrics.jsonl", 4885, "2024-03-01T00:08:06.555Z")
+    );
+    assert!(w["after"].as_f64().unwrap() < w["before"].as_f64().unwrap());
+    let w = &windows[1];
     assert_eq!(w["model_id"], "churn");
     assert_eq!(w["model_version"], "1.4.2");
     assert_eq!(w["metric"], "accuracy");
@@ -40,16 +68,31 @@ fn replay_finds_the_churn_decay_at_exact_positions() {
     assert_eq!(w["events"], 1500);
     assert_eq!(w["detections"], 1);
     assert!(w["change"].as_f64().unwrap() <= -0.05 + 1e-9);
-    let s = &out.json()["summary"];
+    // The fixture's latency rise hits fraud at its record 1830 (truth file):
+    // CUSUM on log latency sees it 34 records later and puts the start at 1834.
+    let w = &windows[2];
     assert_eq!(
-        (
-            s["records"].as_u64(),
-            s["rejected"].as_u64(),
-            s["streams"].as_u64()
-        ),
-        (Some(8000), Some(0), Some(3))
+        (w["model_id"].as_str(), w["metric"].as_str()),
+        (Some("fraud"), Some("latency_ms"))
     );
-    assert_eq!(s["windows"], serde_json::json!({"warning": 0, "drift": 1}));
+    assert_eq!(w["detector"]["name"], "cusum");
+    assert_eq!(
+        w["start"],
+        point(1834, "metrics.jsonl", 5612, "2024-03-01T00:09:19.655Z")
+    );
+    assert_eq!(
+        w["detected"],
+        point(1864, "metrics.jsonl", 5684, "2024-03-01T00:09:26.851Z")
+    );
+    assert!(w["after"].as_f64().unwrap() > 1.5 * w["before"].as_f64().unwrap());
+    let s = &out.json()["summary"];
+    let counts = (
+        s["records"].as_u64(),
+        s["rejected"].as_u64(),
+        s["streams"].as_u64(),
+    );
+    assert_eq!(counts, (Some(8000), Some(0), Some(9)));
+    assert_eq!(s["windows"], serde_json::json!({"warning": 0, "drift": 3}));
 }
 
 #[test]
@@ -270,9 +313,13 @@ fn jsonl_streams_events_and_puts_the_summary_on_stderr() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
-    assert_eq!(events, vec!["opened", "closed"]);
+    assert_eq!(
+        events,
+        vec!["opened", "opened", "closed", "closed", "opened", "closed"]
+    );
     assert_eq!(lines[0]["end_reason"], Value::Null);
-    assert_eq!(lines[1]["end_reason"], "quiet");
+    assert_eq!(lines[2]["end_reason"], "quiet");
+    assert_eq!(lines[0]["metric"], lines[2]["metric"]);
     let summary: Value = serde_json::from_str(out.stderr.trim()).unwrap();
     assert_eq!(summary["summary"]["records"], 8000);
 }
@@ -284,7 +331,7 @@ fn csv_and_table_formats_render_the_window() {
         .run();
     let mut rows = csv::Reader::from_reader(out.stdout.as_bytes());
     let headers = rows.headers().unwrap().clone();
-    let row = rows.records().next().unwrap().unwrap();
+    let row = rows.records().nth(1).unwrap().unwrap();
     let get = |name: &str| row[headers.iter().position(|h| h == name).unwrap()].to_string();
     assert_eq!(get("start_index"), "999");
     assert_eq!(get("detected_line"), "4900");
@@ -294,9 +341,10 @@ fn csv_and_table_formats_render_the_window() {
     let out = Mmon::new(&["replay", "metrics.jsonl", "--format", "table"])
         .fixture("metrics.jsonl")
         .run();
-    let first = out.stdout.lines().nth(1).unwrap();
+    let first = out.stdout.lines().nth(2).unwrap();
     assert!(
-        first.starts_with("drift     churn  1.4.2    accuracy  decay     #999 metrics.jsonl:2024"),
+        first
+            .starts_with("drift     churn  1.4.2    accuracy    decay     #999 metrics.jsonl:2024"),
         "{first}"
     );
     assert!(out.stdout.contains("8000 records from 1 file"));

@@ -60,8 +60,12 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
     let report = out.json();
     assert_eq!(
         report["summary"]["retrains"],
-        serde_json::json!({"ok": 1, "failed": 0})
+        serde_json::json!({"ok": 2, "failed": 0})
     );
+    // Two models drift: churn (its correct field first, then its accuracy,
+    // which is within the cooldown) and fraud's latency.
+    assert_eq!(report["windows"][1]["retrain"]["status"], "skipped");
+    assert_eq!(report["windows"][2]["retrain"]["version"], "3.0.2");
     let window = &report["windows"][0];
     assert_eq!(window["retrain"]["status"], "published");
     assert_eq!(window["retrain"]["version"], "1.4.3");
@@ -88,7 +92,8 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
         serde_json::from_str(&out.read("registry/churn/1.4.3/manifest.json")).unwrap();
     assert_eq!(manifest["schema"], "mmon.manifest/1");
     assert_eq!(manifest["parent"], "1.4.2");
-    assert_eq!(manifest["trigger"]["detected"]["index"], 2498);
+    assert_eq!(manifest["trigger"]["detected"]["index"], 2495);
+    assert_eq!(manifest["trigger"]["metric"], "correct");
     assert_eq!(manifest["trigger"]["model_id"], "churn");
     assert_eq!(manifest["trials"].as_array().unwrap().len(), 2);
 
@@ -125,6 +130,18 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
     std::fs::write(version.join("model.json"), "{}").unwrap();
     let (code, verify, _) = again(out.dir.path(), &["registry", "verify"]);
     assert_eq!(code, 4, "{verify}");
+}
+
+#[test]
+fn the_example_config_monitors_what_the_default_does() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("examples/retrain.toml")).unwrap();
+    let example = mmon::config::Config::parse(&text, "examples/retrain.toml").unwrap();
+    let default = mmon::config::Config::embedded();
+    assert_eq!(example.monitors, default.monitors);
+    assert_eq!(
+        (example.input, example.report),
+        (default.input, default.report)
+    );
 }
 
 #[test]
@@ -172,7 +189,7 @@ fn a_failed_training_is_reported_and_exits_4() {
     let report = out.json();
     assert_eq!(
         report["summary"]["retrains"],
-        serde_json::json!({"ok": 0, "failed": 1})
+        serde_json::json!({"ok": 0, "failed": 2})
     );
     assert_eq!(report["windows"][0]["retrain"]["status"], "failed");
     assert!(!out.path("registry/churn/1.4.3").exists());

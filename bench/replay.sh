@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Replay throughput with the embedded default configuration, side by side
+# with `wc -l` and `cat > /dev/null` on the same file, from one run:
+# wall seconds, records/s, MB/s and peak RSS, for 1M and 4M records (peak
+# RSS must not grow with the input). Logs are generated once by the shared
+# generator and cached in target/bench/.
+#
+#   bench/replay.sh            # 1M and 4M records
+#   SIZES="1000000" bench/replay.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GEN=${MMON_GEN_METRICS:-../shared/bench/gen_metrics.py}
+SIZES=${SIZES:-"1000000 4000000"}
+mkdir -p target/bench
+cargo build --release --quiet
+
+row() { # name records bytes json
+    python3 - "$@" <<'PY'
+import json, sys
+name, records, size, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+w = m["wall_s"]
+print(f"{name:<28} {w:8.3f} s {records / w / 1e6:8.2f} M rec/s {size / w / 1e6:9.1f} MB/s {m['peak_rss_mb']:8.1f} MB  cpu {m['cpu_s']:.3f} s")
+PY
+}
+
+for n in $SIZES; do
+    log=target/bench/m$n.jsonl
+    if [ ! -f "$log" ]; then
+        echo "generating $log ..." >&2
+        python3 "$GEN" --events "$n" --out "$log" --truth "$log.truth.json"
+    fi
+    size=$(stat -c %s "$log")
+    echo "== $n records, $((size / 1000000)) MB: $log"
+    mmon=$(python3 bench/measure.py -- ./target/release/mmon replay "$log" --format json -q)
+    wc=$(python3 bench/measure.py -- wc -l "$log")
+    cat=$(python3 bench/measure.py -- cat "$log")
+    row "mmon replay (default)" "$n" "$size" "$mmon"
+    row "wc -l" "$n" "$size" "$wc"
+    row "cat > /dev/null" "$n" "$size" "$cat"
+    python3 - "$mmon" "$wc" <<'PY'
+import json, sys
+m, w = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"ratio mmon / wc -l: {m['wall_s'] / w['wall_s']:.1f}x the time")
+PY
+done
