@@ -39,6 +39,11 @@ struct Followed {
     head: Vec<u8>,
     /// The file this one is a copy of (copy-truncate).
     copy_of: Option<(u64, u64)>,
+    /// Head, offset and line before the last truncation, so a copy noticed
+    /// after the truncation (copy-truncate) is still known as one.
+    before_truncation: Option<(Vec<u8>, u64, u64)>,
+    /// Truncated since copies of it were last looked for.
+    fresh_truncation: bool,
     file: File,
     lines: LineReader<Box<dyn Read + Send>>,
     decoder: Decoder,
@@ -74,6 +79,9 @@ pub struct Follower {
     /// Names from the checkpoint, whose rotated siblings are candidates
     /// while resuming (the live name may be gone, e.g. from a glob).
     remembered: Vec<PathBuf>,
+    /// Copies (copy-truncate) waiting for their original to be drained:
+    /// they start where the original's reading ends.
+    pending_copies: Vec<(PathBuf, (u64, u64))>,
     pub truncations: u64,
 }
 
@@ -111,6 +119,7 @@ impl Follower {
             followed: Vec::new(),
             closed: Vec::new(),
             remembered: Vec::new(),
+            pending_copies: Vec::new(),
             truncations: 0,
         }
     }
@@ -254,6 +263,8 @@ impl Follower {
             gz,
             head: head[..head.len().min(offset as usize)].to_vec(),
             copy_of: None,
+            before_truncation: None,
+            fresh_truncation: false,
             file,
             lines: LineReader::new(reader, self.schema.max_line_bytes, offset, line)
                 .hold_partial_line(),
@@ -425,30 +436,49 @@ impl Follower {
                 .and_then(|f| identity::head_of(&f))
                 .unwrap_or_default();
             let name = c.path.file_name().unwrap_or_default().to_string_lossy();
-            let copy_of = self.followed.iter().find(|f| {
-                let base = f.path.file_name().unwrap_or_default().to_string_lossy();
-                !f.gz
-                    && f.head.len() as u64 >= MIN_CONTENT_MATCH
-                    && is_sibling(&name, &base)
-                    && f.head.starts_with(&head[..head.len().min(f.head.len())])
+            // What was read of each followed file: now, and before its last
+            // truncation (the copy may be noticed only after that).
+            let read = self.followed.iter().flat_map(|f| {
+                let now = (f, f.head.as_slice(), None);
+                let before = f
+                    .before_truncation
+                    .as_ref()
+                    .map(|(h, o, l)| (f, h.as_slice(), Some((*o, *l))));
+                std::iter::once(now).chain(before)
             });
+            let copy_of = read
+                .filter(|(f, h, _)| {
+                    let base = f.path.file_name().unwrap_or_default().to_string_lossy();
+                    !f.gz
+                        && h.len() as u64 >= MIN_CONTENT_MATCH
+                        && is_sibling(&name, &base)
+                        && h.starts_with(&head[..head.len().min(h.len())])
+                })
+                .max_by_key(|(_, h, _)| h.len());
             let mut copy = None;
             let start = match copy_of {
                 // A prefix of what was read: a copy still being written, or
                 // one with nothing new; look again at the next scan.
-                Some(f) if head.len() < f.head.len() => continue,
-                Some(f) => {
+                Some((_, h, _)) if head.len() < h.len() => continue,
+                // Copied before the truncation was seen: it goes on from
+                // where the original was read before that.
+                Some((f, _, Some((offset, line)))) => {
                     log::info!(
-                        "{} is a copy of {}; continuing it from byte {}",
+                        "{} is a copy of {}; continuing it from byte {offset}",
                         c.path.display(),
                         f.path.display(),
-                        f.offset
                     );
                     copy = Some((f.dev, f.ino));
-                    Start::At {
-                        offset: f.offset,
-                        line: f.line,
+                    Start::At { offset, line }
+                }
+                // The original may still grow or be truncated: decide where
+                // the copy starts once the original is drained.
+                Some((f, _, None)) => {
+                    let id = (f.dev, f.ino);
+                    if !self.pending_copies.iter().any(|(p, _)| *p == c.path) {
+                        self.pending_copies.push((c.path.clone(), id));
                     }
+                    continue;
                 }
                 None => Start::At { offset: 0, line: 1 },
             };
@@ -510,6 +540,11 @@ impl Follower {
                 let head = identity::head_of(&f.file).unwrap_or_default();
                 f.head = head[..head.len().min(f.offset as usize)].to_vec();
             }
+            let id = (f.dev, f.ino);
+            if self.pending_copies.iter().any(|(_, of)| *of == id) {
+                self.open_copies(i);
+            }
+            let f = &mut self.followed[i];
             let deleted = f.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
             if f.gone || deleted {
                 log::info!(
@@ -525,10 +560,43 @@ impl Follower {
         Ok((any, Flow::Continue))
     }
 
+    /// Opens the pending copies of the drained file `i`: from where its
+    /// reading ended, or ended before a truncation seen since.
+    fn open_copies(&mut self, i: usize) {
+        let f = &mut self.followed[i];
+        let id = (f.dev, f.ino);
+        let (offset, line) = match (&f.before_truncation, f.fresh_truncation) {
+            (Some((_, o, l)), true) => (*o, *l),
+            _ => (f.offset, f.line),
+        };
+        f.fresh_truncation = false;
+        let original = f.path.display().to_string();
+        let (copies, rest) = std::mem::take(&mut self.pending_copies)
+            .into_iter()
+            .partition(|(_, of)| *of == id);
+        self.pending_copies = rest;
+        for (path, _) in copies {
+            log::info!(
+                "{} is a copy of {original}; continuing it from byte {offset}",
+                path.display()
+            );
+            match self.open(&path, Start::At { offset, line }, None) {
+                Ok(()) => {
+                    if let Some(g) = self.followed.last_mut() {
+                        g.copy_of = Some(id);
+                    }
+                }
+                Err(e) => log::warn!("{e:#}"),
+            }
+        }
+    }
+
     /// Restarts a file from its start if it shrank below the read offset.
     fn check_truncated(&mut self, i: usize) -> anyhow::Result<()> {
         let f = &mut self.followed[i];
-        if f.gz {
+        // A copy may be shorter than the offset it continues from (the
+        // original was read further): nothing to read, not a truncation.
+        if f.gz || f.copy_of.is_some() {
             return Ok(());
         }
         let size = f.file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -544,6 +612,12 @@ impl Follower {
             .iter()
             .filter(|g| g.copy_of == Some(id))
             .filter_map(|g| g.file.metadata().ok().map(|m| m.len()))
+            .chain(
+                self.pending_copies
+                    .iter()
+                    .filter(|(_, of)| *of == id)
+                    .filter_map(|(p, _)| std::fs::metadata(p).ok().map(|m| m.len())),
+            )
             .max()
             .unwrap_or(0);
         let f = &self.followed[i];
@@ -558,6 +632,7 @@ impl Follower {
         }
         let f = self.followed.remove(i);
         let (name, path, mut stats) = (f.name.clone(), f.path.clone(), f.stats);
+        let before = (f.head, f.offset, f.line);
         drop(f.file);
         match self.open(&path, Start::At { offset: 0, line: 1 }, Some(&name)) {
             Ok(()) => {
@@ -565,6 +640,8 @@ impl Follower {
                 self.followed.swap(i, last);
                 stats.offset = Some(0);
                 self.followed[i].stats = stats;
+                self.followed[i].before_truncation = Some(before);
+                self.followed[i].fresh_truncation = true;
             }
             Err(e) => {
                 log::warn!("{e:#}");
@@ -580,10 +657,17 @@ impl Follower {
             .iter()
             .map(|f| {
                 let head = &f.head;
+                // A copy shorter than its offset has nothing left to read.
+                let offset = match f.copy_of {
+                    Some(_) => f
+                        .offset
+                        .min(f.file.metadata().map_or(f.offset, |m| m.len())),
+                    None => f.offset,
+                };
                 let (guard_len, guard_sha256) = if f.gz {
                     (0, sha256_hex(b""))
                 } else {
-                    identity::guard(&f.file, f.offset).unwrap_or((0, sha256_hex(b"")))
+                    identity::guard(&f.file, offset).unwrap_or((0, sha256_hex(b"")))
                 };
                 FileState {
                     name: f.name.to_string(),
@@ -592,7 +676,7 @@ impl Follower {
                     ino: f.ino,
                     head_len: head.len() as u64,
                     head_sha256: sha256_hex(head),
-                    offset: f.offset,
+                    offset,
                     line: f.line,
                     guard_len,
                     guard_sha256,

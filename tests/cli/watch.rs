@@ -352,7 +352,7 @@ both!(rotated_under_a_glob_while_stopped);
 fn copytruncate(poll: bool) {
     let s = Scene::new(poll);
     s.write("app.jsonl", "");
-    let live = s.spawn(&["app.jsonl*"]);
+    let live = s.spawn(&["app.jsonl*", "--state", "state.json"]);
     s.append("app.jsonl", lines(0..100));
     live.wait_records(100);
     s.append("app.jsonl", lines(100..120));
@@ -365,8 +365,12 @@ fn copytruncate(poll: bool) {
         .unwrap();
     s.append("app.jsonl", lines(120..130));
     live.wait_records(130);
-    let (_, stdout, _) = live.stop();
+    let (_, stdout, stderr) = live.stop();
     exactly_once(&counts(&stdout), 0..130);
+    // The copy and the live file resume without repeating anything.
+    s.append("app.jsonl", lines(130..135));
+    exactly_once(&counts(&s.once(&["app.jsonl*"])), 130..135);
+    assert!(!stderr.contains("never read"), "{stderr}");
 }
 both!(copytruncate);
 
