@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::cli::{FailOnArg, ReplayArgs, RunArgs};
 use crate::config::{Config, FailOn};
 use crate::exit_code::{ExitCode, Failure};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Counts, Pipeline};
 use crate::progress::Progress;
 use crate::rejects::Rejects;
 use crate::report::{self, Reporter, Summary};
@@ -129,7 +129,19 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .finish(&summary)
         .context("cannot write the report")?;
 
-    let fail_on = match args.run.fail_on {
+    Ok(exit_code(&args.run, &config, counts, trigger.as_ref()))
+}
+
+/// The exit code of a run that read its input: 1 for a window at the
+/// `--fail-on` level (the flag, else the config's `report.fail_on`), 4 if a
+/// training failed, whichever is worse.
+pub fn exit_code(
+    run: &RunArgs,
+    config: &Config,
+    counts: Counts,
+    trigger: Option<&RetrainTrigger>,
+) -> ExitCode {
+    let fail_on = match run.fail_on {
         Some(FailOnArg::None) => FailOn::None,
         Some(FailOnArg::Warning) => FailOn::Warning,
         Some(FailOnArg::Drift) => FailOn::Drift,
@@ -145,10 +157,10 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::Success
     };
-    if trigger.as_ref().is_some_and(RetrainTrigger::any_failed) {
+    if trigger.is_some_and(RetrainTrigger::any_failed) {
         code = code.worst(ExitCode::Training);
     }
-    Ok(code)
+    code
 }
 
 /// How the retrain sink runs trainings, from the shared flags.

@@ -19,8 +19,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::checkpoint::{self, Body, Checkpoint, CheckpointError};
-use crate::cli::{FailOnArg, WatchArgs};
-use crate::config::FailOn;
+use crate::cli::WatchArgs;
 use crate::exit_code::{ExitCode, Failure};
 use crate::pipeline::{Counts, Pipeline};
 use crate::rejects::Rejects;
@@ -294,24 +293,10 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(code) = signals.exit_code() {
         return Ok(code);
     }
-    let fail_on = match args.run.fail_on {
-        Some(FailOnArg::None) => FailOn::None,
-        Some(FailOnArg::Warning) => FailOn::Warning,
-        Some(FailOnArg::Drift) => FailOn::Drift,
-        None => config.report.fail_on,
-    };
-    let found = match fail_on {
-        FailOn::None => false,
-        FailOn::Warning => counts.windows_warning + counts.windows_drift > 0,
-        FailOn::Drift => counts.windows_drift > 0,
-    };
-    let mut code = if found {
-        ExitCode::WindowFound
-    } else {
-        ExitCode::Success
-    };
-    if trigger.as_ref().is_some_and(RetrainTrigger::any_failed) {
-        code = code.worst(ExitCode::Training);
-    }
-    Ok(code)
+    Ok(super::replay::exit_code(
+        &args.run,
+        &config,
+        counts,
+        trigger.as_ref(),
+    ))
 }
