@@ -128,7 +128,12 @@ impl<W: Write> Reporter<W> {
             }
             Format::Jsonl => {
                 if self.summary_to_stderr {
-                    let line = serde_json::to_string(&serde_json::json!({ "summary": summary }))?;
+                    // A struct, not `json!`, so the fields keep the report's order.
+                    #[derive(Serialize)]
+                    struct Line<'a> {
+                        summary: &'a Summary,
+                    }
+                    let line = serde_json::to_string(&Line { summary })?;
                     eprintln!("{line}");
                 }
             }
