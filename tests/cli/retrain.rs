@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::{FIXTURES, Mmon};
+use crate::Mmon;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -207,7 +207,6 @@ fn retrain_without_a_retrain_section_is_a_usage_error() {
         "{}",
         out.stderr
     );
-    let _ = FIXTURES;
 }
 
 #[test]
