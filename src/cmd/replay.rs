@@ -37,8 +37,18 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    for f in args.files.iter().filter(|f| *f != "-") {
-        std::fs::metadata(f).with_context(|| format!("cannot open {f}"))?;
+    // Every file must exist before anything is read; their sizes (unknown
+    // for stdin and gzip) make the progress bar's total.
+    let mut total = Some(0u64);
+    for f in &args.files {
+        if f == "-" {
+            total = None;
+            continue;
+        }
+        let size = std::fs::metadata(f)
+            .with_context(|| format!("cannot open {f}"))?
+            .len();
+        total = total.filter(|_| !f.ends_with(".gz")).map(|t| t + size);
     }
     let mut trigger = if args.retrain || args.run.dry_run {
         Some(RetrainTrigger::new(
@@ -60,17 +70,6 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         Arc::new(config.schema()),
     ));
 
-    let total: Option<u64> = args
-        .files
-        .iter()
-        .map(|f| {
-            if f == "-" || f.ends_with(".gz") {
-                None
-            } else {
-                std::fs::metadata(f).ok().map(|m| m.len())
-            }
-        })
-        .sum();
     let progress = Progress::new(total, !args.run.no_progress && !quiet);
     let started = Instant::now();
     let mut events = Vec::new();
