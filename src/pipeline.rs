@@ -32,12 +32,52 @@ struct MonitorSpec {
     info: Arc<DetectorInfo>,
 }
 
-/// Where one position of a stream was read.
-#[derive(Debug, Clone)]
+/// Where one position of a stream was read. `file` indexes
+/// [`Files`]: a plain number, so the hot path never touches the reference
+/// count of a name shared with the reader thread.
+#[derive(Debug, Clone, Copy)]
 struct Seen {
-    file: Arc<str>,
+    file: u32,
     line: u64,
     time_ns: i64,
+}
+
+/// The file names the histories refer to, each once.
+#[derive(Default)]
+struct Files {
+    names: Vec<Arc<str>>,
+    by_name: HashMap<Arc<str>, u32>,
+    /// The index of the last name looked up: records come in file order.
+    last: u32,
+}
+
+impl Files {
+    fn index(&mut self, file: &Arc<str>) -> u32 {
+        // Sources share one `Arc` per file, so the pointer usually says it.
+        if let Some(last) = self.names.get(self.last as usize)
+            && Arc::ptr_eq(last, file)
+        {
+            return self.last;
+        }
+        let i = match self.by_name.get(file) {
+            Some(&i) => i,
+            None => {
+                self.names.push(file.clone());
+                let i = (self.names.len() - 1) as u32;
+                self.by_name.insert(file.clone(), i);
+                i
+            }
+        };
+        // Point `last` at this very `Arc`, so the next lookup is a pointer
+        // comparison even if another source named the same file.
+        self.names[i as usize] = file.clone();
+        self.last = i;
+        i
+    }
+
+    fn name(&self, i: u32) -> Option<Arc<str>> {
+        self.names.get(i as usize).cloned()
+    }
 }
 
 /// The position of one metric of one model.
@@ -57,7 +97,7 @@ impl MetricStream {
         self.count += 1;
     }
 
-    fn point(&self, index: u64) -> Point {
+    fn point(&self, index: u64, files: &Files) -> Point {
         let back = self.count - 1 - index;
         match usize::try_from(back)
             .ok()
@@ -67,7 +107,7 @@ impl MetricStream {
                 let s = &self.history[self.history.len() - 1 - b];
                 Point {
                     index,
-                    file: Some(s.file.clone()),
+                    file: files.name(s.file),
                     line: Some(s.line),
                     timestamp: Some(s.time_ns),
                 }
@@ -111,6 +151,7 @@ pub struct Pipeline {
     reset_on_version_change: bool,
     models: Vec<ModelState>,
     by_id: HashMap<Arc<str>, usize>,
+    files: Files,
     next_window: u64,
     counts: Counts,
 }
@@ -139,6 +180,7 @@ impl Pipeline {
             reset_on_version_change: config.report.reset_on_version_change,
             models: Vec::new(),
             by_id: HashMap::new(),
+            files: Files::default(),
             next_window: 0,
             counts: Counts::default(),
         }
@@ -220,12 +262,13 @@ impl Pipeline {
             model.last_time = record.time_ns;
         }
 
+        let file = self.files.index(&record.pos.file);
         for (slot, &x) in record.values.iter().enumerate() {
             if x.is_nan() {
                 continue;
             }
             let seen = Seen {
-                file: record.pos.file.clone(),
+                file,
                 line: record.pos.line,
                 time_ns: record.time_ns,
             };
@@ -262,7 +305,7 @@ impl Pipeline {
             Outcome::Warning(c) => (Severity::Warning, c),
             Outcome::Drift(c) => (Severity::Drift, c),
         };
-        let at = stream.point(index);
+        let at = stream.point(index, &self.files);
         match &mut state.open {
             Some(open) => {
                 if open.extend(severity, at, &change) {
@@ -275,7 +318,7 @@ impl Pipeline {
                 }
             }
             None => {
-                let start = stream.point(index.saturating_sub(change.lookback));
+                let start = stream.point(index.saturating_sub(change.lookback), &self.files);
                 let subject = Subject {
                     model_id: &model.id,
                     model_version: model.version.as_ref(),
@@ -388,11 +431,12 @@ impl Pipeline {
     /// The whole state: every stream's position and history, every
     /// detector, every open window, the window counter and the counts.
     pub fn save(&self) -> serde_json::Value {
+        // Only the names the histories still refer to, renumbered.
         let mut files: Vec<Arc<str>> = Vec::new();
-        let mut file_index: HashMap<Arc<str>, u32> = HashMap::new();
-        let mut index_of = |f: &Arc<str>| -> u32 {
-            *file_index.entry(f.clone()).or_insert_with(|| {
-                files.push(f.clone());
+        let mut file_index: HashMap<u32, u32> = HashMap::new();
+        let mut index_of = |f: u32| -> u32 {
+            *file_index.entry(f).or_insert_with(|| {
+                files.push(self.files.name(f).unwrap_or_else(|| Arc::from("")));
                 (files.len() - 1) as u32
             })
         };
@@ -410,7 +454,7 @@ impl Pipeline {
                         let history = s
                             .history
                             .iter()
-                            .map(|h| (index_of(&h.file), h.line, h.time_ns))
+                            .map(|h| (index_of(h.file), h.line, h.time_ns))
                             .collect();
                         (s.count, history)
                     })
@@ -458,11 +502,11 @@ impl Pipeline {
                     history: VecDeque::with_capacity(history.len()),
                 };
                 for (f, line, time_ns) in history {
-                    let file = saved.files.get(f as usize).cloned().ok_or_else(|| {
+                    let name = saved.files.get(f as usize).ok_or_else(|| {
                         RestoreError::Shape(format!("file index {f} out of range"))
                     })?;
                     stream.history.push_back(Seen {
-                        file,
+                        file: p.files.index(name),
                         line,
                         time_ns,
                     });

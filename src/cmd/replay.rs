@@ -20,9 +20,6 @@ use crate::source::read_ahead::ReadAhead;
 use crate::source::{FileSource, Item};
 use crate::trigger::{RetrainTrigger, TriggerOptions};
 
-/// How often (in records) the progress bar is updated.
-const PROGRESS_EVERY: u64 = 1 << 16;
-
 pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.run)?;
     log::info!(
@@ -74,23 +71,23 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut events = Vec::new();
     let mut seen = 0u64;
-    while let Some(item) = source.next() {
-        match item? {
-            Item::Record(record) => {
-                pipeline.process(&record, &mut events);
-                for event in events.drain(..) {
-                    if let Some(t) = &mut trigger {
-                        t.observe(&event, &mut pipeline);
+    while let Some(batch) = source.next_batch()? {
+        for item in batch {
+            match item {
+                Item::Record(record) => {
+                    pipeline.process(record, &mut events);
+                    for event in events.drain(..) {
+                        if let Some(t) = &mut trigger {
+                            t.observe(&event, &mut pipeline);
+                        }
+                        reporter.event(&event)?;
                     }
-                    reporter.event(&event)?;
                 }
+                Item::Bad(bad) => rejects.add(bad)?,
             }
-            Item::Bad(bad) => rejects.add(&bad)?,
         }
-        seen += 1;
-        if seen.is_multiple_of(PROGRESS_EVERY) {
-            progress.update(source.bytes_read(), seen, started.elapsed().as_secs_f64());
-        }
+        seen += batch.len() as u64;
+        progress.update(source.bytes_read(), seen, started.elapsed().as_secs_f64());
     }
     pipeline.finish(&mut events);
     for event in events.drain(..) {
