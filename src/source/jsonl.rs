@@ -1,8 +1,11 @@
 //! JSONL records: one JSON object per line.
 //!
-//! Parsed with serde_json through a visitor that classifies each key against
-//! the schema as it streams by, so unmonitored fields are skipped without
-//! being built into values and no per-record map is allocated.
+//! Most lines are flat objects of plain scalars and take the hand-written
+//! `fast` path. Everything else (escapes, nested values, syntax errors,
+//! rejected fields) is parsed with serde_json through a visitor that
+//! classifies each key against the schema as it streams by, so unmonitored
+//! fields are skipped without being built into values and no per-record map
+//! is allocated; that path words every error message.
 
 use std::fmt;
 
@@ -11,11 +14,23 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::{FieldError, Fields};
 use crate::record::{Schema, short_eq};
 
-/// Parses one line into `fields`, or says what is wrong with it.
+mod fast;
+
+/// Parses one line into `fields` (freshly reset), or says what is wrong
+/// with it.
 ///
 /// Takes `&str` because the caller has validated UTF-8 once for the whole
 /// line; serde_json then skips validating every string again.
 pub fn parse(line: &str, schema: &Schema, fields: &mut Fields) -> Result<(), FieldError> {
+    if fast::parse(line, schema, fields) {
+        return Ok(());
+    }
+    fields.reset(schema.metrics.len());
+    parse_serde(line, schema, fields)
+}
+
+/// The general parser: any JSON, and every error message.
+fn parse_serde(line: &str, schema: &Schema, fields: &mut Fields) -> Result<(), FieldError> {
     let mut de = serde_json::Deserializer::from_str(line);
     let mut visitor = LineVisitor {
         schema,
@@ -47,6 +62,23 @@ enum Key {
     Other,
 }
 
+impl Key {
+    /// What the field named `k` is to the schema.
+    fn of(k: &[u8], s: &Schema) -> Key {
+        if short_eq(k, s.timestamp.as_bytes()) {
+            Key::Timestamp
+        } else if short_eq(k, s.model_id.as_bytes()) {
+            Key::Model
+        } else if short_eq(k, s.model_version.as_bytes()) {
+            Key::Version
+        } else if let Some(slot) = s.metrics.iter().position(|m| short_eq(k, m.as_bytes())) {
+            Key::Metric(slot)
+        } else {
+            Key::Other
+        }
+    }
+}
+
 struct KeySeed<'a>(&'a Schema);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -62,19 +94,7 @@ impl Visitor<'_> for KeySeed<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
-        let s = self.0;
-        let k = k.as_bytes();
-        Ok(if short_eq(k, s.timestamp.as_bytes()) {
-            Key::Timestamp
-        } else if short_eq(k, s.model_id.as_bytes()) {
-            Key::Model
-        } else if short_eq(k, s.model_version.as_bytes()) {
-            Key::Version
-        } else if let Some(slot) = s.metrics.iter().position(|m| short_eq(k, m.as_bytes())) {
-            Key::Metric(slot)
-        } else {
-            Key::Other
-        })
+        Ok(Key::of(k.as_bytes(), self.0))
     }
 }
 
