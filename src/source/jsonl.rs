@@ -1,8 +1,11 @@
 //! JSONL records: one JSON object per line.
 //!
-//! Parsed with serde_json through a visitor that classifies each key against
-//! the schema as it streams by, so unmonitored fields are skipped without
-//! being built into values and no per-record map is allocated.
+//! Most lines are flat objects of plain scalars and take the hand-written
+//! `fast` path. Everything else (escapes, nested values, syntax errors,
+//! rejected fields) is parsed with serde_json through a visitor that
+//! classifies each key against the schema as it streams by, so unmonitored
+//! fields are skipped without being built into values and no per-record map
+//! is allocated; that path words every error message.
 
 use std::fmt;
 
@@ -11,11 +14,23 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::{FieldError, Fields};
 use crate::record::{Schema, short_eq};
 
-/// Parses one line into `fields`, or says what is wrong with it.
+mod fast;
+
+/// Parses one line into `fields` (freshly reset), or says what is wrong
+/// with it.
 ///
 /// Takes `&str` because the caller has validated UTF-8 once for the whole
 /// line; serde_json then skips validating every string again.
 pub fn parse(line: &str, schema: &Schema, fields: &mut Fields) -> Result<(), FieldError> {
+    if fast::parse(line, schema, fields) {
+        return Ok(());
+    }
+    fields.reset(schema.metrics.len());
+    parse_serde(line, schema, fields)
+}
+
+/// The general parser: any JSON, and every error message.
+fn parse_serde(line: &str, schema: &Schema, fields: &mut Fields) -> Result<(), FieldError> {
     let mut de = serde_json::Deserializer::from_str(line);
     let mut visitor = LineVisitor {
         schema,
@@ -47,6 +62,23 @@ enum Key {
     Other,
 }
 
+impl Key {
+    /// What the field named `k` is to the schema.
+    fn of(k: &[u8], s: &Schema) -> Key {
+        if short_eq(k, s.timestamp.as_bytes()) {
+            Key::Timestamp
+        } else if short_eq(k, s.model_id.as_bytes()) {
+            Key::Model
+        } else if short_eq(k, s.model_version.as_bytes()) {
+            Key::Version
+        } else if let Some(slot) = s.metrics.iter().position(|m| short_eq(k, m.as_bytes())) {
+            Key::Metric(slot)
+        } else {
+            Key::Other
+        }
+    }
+}
+
 struct KeySeed<'a>(&'a Schema);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -62,19 +94,7 @@ impl Visitor<'_> for KeySeed<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
-        let s = self.0;
-        let k = k.as_bytes();
-        Ok(if short_eq(k, s.timestamp.as_bytes()) {
-            Key::Timestamp
-        } else if short_eq(k, s.model_id.as_bytes()) {
-            Key::Model
-        } else if short_eq(k, s.model_version.as_bytes()) {
-            Key::Version
-        } else if let Some(slot) = s.metrics.iter().position(|m| short_eq(k, m.as_bytes())) {
-            Key::Metric(slot)
-        } else {
-            Key::Other
-        })
+        Ok(Key::of(k.as_bytes(), self.0))
     }
 }
 
@@ -223,5 +243,482 @@ impl LineVisitor<'_> {
             Key::Other => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::timestamp::Unit;
+
+    fn schema(unit: Unit) -> Schema {
+        Schema {
+            timestamp: "timestamp".into(),
+            model_id: "model_id".into(),
+            model_version: "model_version".into(),
+            unit,
+            metrics: ["accuracy", "correct", "latency_ms", "x"]
+                .map(String::from)
+                .into(),
+            ranges: vec![Some((0.0, 1.0)), Some((0.0, 1.0)), None, None],
+            max_line_bytes: 1 << 20,
+        }
+    }
+
+    /// What a parse leaves behind, floats as bits so NaN slots compare.
+    type Outcome = (
+        Result<(), FieldError>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Vec<u64>,
+    );
+
+    fn run(
+        parser: fn(&str, &Schema, &mut Fields) -> Result<(), FieldError>,
+        line: &str,
+        s: &Schema,
+    ) -> Outcome {
+        let mut f = Fields::default();
+        f.reset(s.metrics.len());
+        let result = parser(line, s, &mut f);
+        (
+            result,
+            f.time,
+            f.model.as_deref().map(String::from),
+            f.version.as_deref().map(String::from),
+            f.values.iter().map(|x| x.to_bits()).collect(),
+        )
+    }
+
+    /// Parses `line` both ways, asserts they agree, and returns the outcome
+    /// with whether the fast path took the line.
+    fn check(line: &str, unit: Unit) -> (Outcome, bool) {
+        let s = schema(unit);
+        let got = run(parse, line, &s);
+        let want = run(parse_serde, line, &s);
+        assert_eq!(got, want, "{line:?}");
+        let mut f = Fields::default();
+        f.reset(s.metrics.len());
+        (got, fast::parse(line, &s, &mut f))
+    }
+
+    const T: &str = r#""timestamp":"2024-03-01T00:00:00Z""#;
+    const X: usize = 3;
+
+    fn not_json(outcome: &Outcome) -> &str {
+        match &outcome.0 {
+            Err(FieldError::NotJson(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_benchmark_line_takes_the_fast_path() {
+        let line = r#"{"timestamp":"2024-03-01T00:00:00.114Z","model_id":"churn","model_version":"1.4.2","request_id":"386ecbe0-6b65-46a4-8b81-48f6b38a088c","score":0.8010,"correct":1,"accuracy":1.0000,"latency_ms":45}"#;
+        let ((result, time, model, version, values), fast) = check(line, Unit::S);
+        assert!(fast);
+        assert_eq!(result, Ok(()));
+        assert_eq!(time, Some(1_709_251_200_114_000_000));
+        assert_eq!(model.as_deref(), Some("churn"));
+        assert_eq!(version.as_deref(), Some("1.4.2"));
+        let values: Vec<f64> = values.into_iter().map(f64::from_bits).collect();
+        assert_eq!(values[..3], [1.0, 1.0, 45.0]);
+        assert!(values[X].is_nan());
+    }
+
+    #[test]
+    fn an_escaped_key_is_read_by_serde_as_the_field_it_spells() {
+        let line = r#"{"time\u0073tamp":1700000000,"x":2}"#;
+        let ((result, time, .., values), fast) = check(line, Unit::S);
+        assert!(!fast);
+        assert_eq!(result, Ok(()));
+        assert_eq!(time, Some(1_700_000_000_000_000_000));
+        assert_eq!(f64::from_bits(values[X]), 2.0);
+    }
+
+    #[test]
+    fn syntax_errors_keep_serde_messages() {
+        for (line, message) in [
+            (
+                format!("{{{T},\"x\":01}}"),
+                "invalid number at line 1 column 42",
+            ),
+            (
+                format!("{{{T},\"x\":1,}}"),
+                "trailing comma at line 1 column 43",
+            ),
+            (
+                format!("{{{T} \"x\":1}}"),
+                "expected `,` or `}` at line 1 column 37",
+            ),
+            (
+                format!("{{{T},\"x\":1.}}"),
+                "invalid number at line 1 column 43",
+            ),
+            (
+                format!("{{{T},\"x\":+1}}"),
+                "expected value at line 1 column 41",
+            ),
+            (
+                format!("{{{T}}} x"),
+                "trailing characters at line 1 column 38",
+            ),
+            (
+                format!("{{{T},\"x\":\"a\tb\"}}"),
+                "control character (\\u0000-\\u001F) found while parsing a string at line 1 column 43",
+            ),
+        ] {
+            let (outcome, fast) = check(&line, Unit::S);
+            assert!(!fast, "{line}");
+            assert_eq!(not_json(&outcome), message, "{line}");
+        }
+    }
+
+    #[test]
+    fn minus_zero_is_a_negative_zero_float_as_in_serde() {
+        let ((result, .., values), fast) = check(&format!("{{{T},\"x\":-0}}"), Unit::S);
+        assert!(fast);
+        assert_eq!(result, Ok(()));
+        assert_eq!(values[X], (-0.0f64).to_bits());
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_rejected_only_where_read() {
+        let (outcome, fast) = check(&format!("{{{T},\"x\":1e400}}"), Unit::S);
+        assert!(!fast);
+        assert_eq!(
+            not_json(&outcome),
+            "number out of range at line 1 column 45"
+        );
+        let ((result, .., values), fast) = check(&format!("{{{T},\"y\":1e400}}"), Unit::S);
+        assert!(fast);
+        assert_eq!(result, Ok(()));
+        assert!(f64::from_bits(values[X]).is_nan());
+    }
+
+    #[test]
+    fn integers_beyond_i64_are_floats() {
+        for (n, want) in [
+            ("9223372036854775807", 9223372036854775807i64 as f64),
+            ("9223372036854775808", 9223372036854775808u64 as f64),
+            ("-9223372036854775808", i64::MIN as f64),
+            ("-9223372036854775809", -9223372036854775809i128 as f64),
+            ("18446744073709551616", 18446744073709551616i128 as f64),
+            ("123456789012345678901234567890", 1.2345678901234568e29),
+        ] {
+            let ((result, .., values), fast) = check(&format!("{{{T},\"x\":{n}}}"), Unit::S);
+            assert!(fast, "{n}");
+            assert_eq!(result, Ok(()));
+            assert_eq!(f64::from_bits(values[X]), want, "{n}");
+        }
+        // As a timestamp an i64 is exact; beyond, a float out of range.
+        let line = r#"{"timestamp":-9223372036854775808}"#;
+        assert!(matches!(
+            check(line, Unit::S).0.0,
+            Err(FieldError::Bad { .. })
+        ));
+    }
+
+    #[test]
+    fn field_errors_fall_back_for_their_messages() {
+        for line in [
+            format!("{{{T},\"accuracy\":1.5}}"),
+            format!("{{{T},\"accuracy\":\"0.5\"}}"),
+            format!("{{{T},\"model_id\":1}}"),
+            r#"{"timestamp":true}"#.to_string(),
+            r#"{"timestamp":"yesterday"}"#.to_string(),
+        ] {
+            let (outcome, fast) = check(&line, Unit::S);
+            assert!(!fast, "{line}");
+            assert!(matches!(outcome.0, Err(FieldError::Bad { .. })), "{line}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last() {
+        let line = r#"{"timestamp":1,"x":1,"model_id":"a","x":2,"model_id":null,"timestamp":2.5}"#;
+        let ((result, time, model, _, values), fast) = check(line, Unit::Ms);
+        assert!(fast);
+        assert_eq!(result, Ok(()));
+        assert_eq!(time, Some(2_500_000));
+        assert_eq!(model.as_deref(), Some("a"));
+        assert_eq!(f64::from_bits(values[X]), 2.0);
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => prop::sample::select(&[
+                "timestamp", "model_id", "model_version", "accuracy", "correct",
+                "latency_ms", "x", "request_id", "score", "", "timestam", "xx", "é",
+            ][..]).prop_map(String::from),
+            1 => prop::sample::select(&[
+                r"time\u0073tamp", r"x\n", r"accurac\u0079", r#"\""#, "tab\there",
+            ][..]).prop_map(String::from),
+        ]
+        .prop_map(|k| format!("\"{k}\""))
+    }
+
+    fn number() -> impl Strategy<Value = String> {
+        // Each part is occasionally malformed.
+        let sign = prop_oneof![20 => Just(""), 10 => Just("-"), 1 => Just("+")];
+        let int = prop_oneof![
+            10 => Just("0".to_string()),
+            20 => "[1-9][0-9]{0,21}",
+            1 => "0[0-9]{1,2}",
+            1 => Just(String::new()),
+        ];
+        let frac = prop_oneof![
+            12 => Just(String::new()),
+            12 => "\\.[0-9]{1,22}",
+            1 => Just(".".to_string()),
+        ];
+        let exp = prop_oneof![
+            20 => Just(String::new()),
+            10 => "[eE][+-]?[0-9]{1,3}",
+            1 => "[eE][+-]?",
+            1 => "[eE][+-]?[0-9]{9,12}",
+        ];
+        let special = prop::sample::select(
+            &[
+                "-0",
+                "-0.0",
+                "0e5",
+                "-0e-5",
+                "1e400",
+                "-1e400",
+                "1e-400",
+                "-1e-400",
+                "4.9e-324",
+                "2.4703282292062327e-324",
+                "2.4703282292062328e-324",
+                "1.7976931348623157e308",
+                "1.7976931348623158e308",
+                "1.7976931348623159e308",
+                "9007199254740993",
+                "9007199254740993.0",
+                "0.30000000000000004",
+                "9223372036854775807",
+                "9223372036854775808",
+                "-9223372036854775808",
+                "-9223372036854775809",
+                "18446744073709551615",
+                "18446744073709551616",
+                "1E22",
+                "1e23",
+                "123456789e-22",
+                ".5",
+                "1.",
+                "--1",
+                "0x1",
+                "NaN",
+                "Infinity",
+                "-",
+                "1e+",
+                "1.5E-7",
+                "1700000000",
+                "1700000000123",
+                "1700000000.123456",
+            ][..],
+        );
+        prop_oneof![
+            3 => (sign, int, frac, exp).prop_map(|(s, i, f, e)| format!("{s}{i}{f}{e}")),
+            1 => special.prop_map(String::from),
+        ]
+    }
+
+    fn string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(&[
+                "2024-03-01T00:00:00Z", "2024-03-01T00:00:00.114+01:00", "2024-03-01 00:00:00.5",
+                "1700000000", "fraud", "", "3.0.1", "0.5", "é ü", "del\u{7f}", "unit\u{1f}sep",
+                "tab\there", r#"a\"b"#, r"\u00e9", r"2024-03-01T00:00:00\u005a", r"a\\",
+            ][..]).prop_map(String::from),
+            6 => "[a-zA-Z0-9 .:-]{0,40}",
+            1 => "[a-z]{0,12}\\\\[nu\"][a-z]{0,12}",
+            1 => "[a-z]{0,12}[\\x00-\\x1f][a-z]{0,12}",
+        ]
+        .prop_map(|s| format!("\"{s}\""))
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            5 => number(),
+            4 => string(),
+            2 => prop::sample::select(&["true", "false", "null", "tru", "nul", "falsey", "True"][..])
+                .prop_map(String::from),
+            1 => prop::sample::select(&["{}", "[]", "[1,2]", r#"{"x":1}"#, r#"[{"a":"\n"}]"#][..])
+                .prop_map(String::from),
+        ]
+    }
+
+    /// A key and its value: mostly one that suits the field, so that lines
+    /// get past their first field error.
+    fn field() -> impl Strategy<Value = (String, String)> {
+        let quoted = |k: &str| format!("\"{k}\"");
+        let fraction = prop_oneof![
+            "0\\.[0-9]{1,20}([eE]-?[0-9])?",
+            "[01](\\.0{1,3})?",
+            Just("-0".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+        ];
+        let stamp = prop_oneof![
+            prop::sample::select(
+                &[
+                    r#""2024-03-01T00:00:00.114Z""#,
+                    r#""2024-03-01 00:00:00""#,
+                    r#""2024-03-01T00:00:00+01:00""#,
+                    "null",
+                ][..]
+            )
+            .prop_map(String::from),
+            "-?1[0-9]{8,9}(\\.[0-9]{1,12})?([eE][+-]?[0-3])?",
+            "-?1[0-9]{11,12}(\\.[0-9]{1,9})?",
+            string(),
+            number(),
+        ];
+        let fitting = prop_oneof![
+            stamp.prop_map(move |v| (quoted("timestamp"), v)),
+            string().prop_map(move |v| (quoted("model_id"), v)),
+            string().prop_map(move |v| (quoted("model_version"), v)),
+            fraction.prop_map(move |v| (quoted("correct"), v)),
+            number().prop_map(move |v| (quoted("x"), v)),
+            number().prop_map(move |v| (quoted("latency_ms"), v)),
+        ];
+        prop_oneof![2 => fitting, 1 => (key(), value())]
+    }
+
+    /// Whitespace, or with `broken` sometimes a character JSON does not
+    /// take for it.
+    fn ws(broken: bool) -> impl Strategy<Value = &'static str> {
+        let w = u32::from(broken);
+        prop_oneof![
+            12 => Just(""),
+            2 => Just(" "),
+            1 => Just("\t"),
+            1 => Just("\r\n "),
+            w => Just("\u{a0}"),
+            w => Just("\u{c}"),
+        ]
+    }
+
+    /// A flat object, or with `broken` one that sometimes has its
+    /// punctuation wrong.
+    fn line(broken: bool) -> impl Strategy<Value = String> {
+        let w = u32::from(broken);
+        let sep = prop_oneof![12 => Just(","), w => Just(""), w => Just(",,"), w => Just(":")];
+        let entry = (field(), ws(broken), ws(broken), ws(broken), sep);
+        let open =
+            prop_oneof![12 => Just("{"), w => Just(""), w => Just("["), w => Just("\u{feff}{")];
+        let close = prop_oneof![
+            12 => Just("}"),
+            w => Just(""),
+            w => Just(",}"),
+            w => Just("}}"),
+            w => Just("} x"),
+            w => Just("]"),
+        ];
+        let entries = prop::collection::vec(entry, 0..7);
+        (ws(broken), open, ws(broken), entries, close, ws(broken)).prop_map(
+            |(w1, open, w2, entries, close, w3)| {
+                let mut line = format!("{w1}{open}{w2}");
+                for (i, ((k, v), a, b, c, sep)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        line += sep;
+                    }
+                    line += &format!("{k}{a}:{b}{v}{c}");
+                }
+                line + close + w3
+            },
+        )
+    }
+
+    /// A line with one character deleted or inserted somewhere.
+    fn mutated() -> impl Strategy<Value = String> {
+        let byte = prop::sample::select(&b"{}[],:\"\\ 0-.eE\x01"[..]);
+        (
+            line(false),
+            any::<prop::sample::Index>(),
+            any::<bool>(),
+            byte,
+        )
+            .prop_map(|(line, at, insert, byte)| {
+                let mut chars: Vec<char> = line.chars().collect();
+                if insert {
+                    chars.insert(at.index(chars.len() + 1), char::from(byte));
+                } else if !chars.is_empty() {
+                    chars.remove(at.index(chars.len()));
+                }
+                chars.into_iter().collect()
+            })
+    }
+
+    /// A line the fast path must take: plain values the schema accepts.
+    fn clean() -> impl Strategy<Value = String> {
+        let stamp = prop_oneof![
+            Just(r#""2024-03-01T00:00:00.114Z""#.to_string()),
+            Just(r#""2024-03-01 00:00:00""#.to_string()),
+            "-?[1-9][0-9]{0,8}(\\.[0-9]{1,6})?",
+            Just("null".to_string()),
+        ];
+        let name = prop_oneof!["\"[a-zA-Z0-9 ._é-]{0,20}\"", Just("null".to_string())];
+        let unit = prop_oneof![
+            "0\\.[0-9]{1,17}",
+            "(0|1)(\\.0{1,5})?",
+            Just("-0".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            Just("null".to_string()),
+        ];
+        let any = "-?(0|[1-9][0-9]{0,25})(\\.[0-9]{1,25})?([eE][+-]?[0-9]{1,2})?";
+        let other = prop_oneof![
+            any.prop_map(String::from),
+            "\"[ -!#-\\[\\]-~é]{0,40}\"",
+            Just("1e400".to_string()),
+            Just("true".to_string()),
+            Just("null".to_string()),
+        ];
+        let field = prop_oneof![
+            stamp.prop_map(|v| ("timestamp", v)),
+            name.clone().prop_map(|v| ("model_id", v)),
+            name.prop_map(|v| ("model_version", v)),
+            unit.clone().prop_map(|v| ("accuracy", v)),
+            unit.prop_map(|v| ("correct", v)),
+            any.prop_map(|v| ("latency_ms", v)),
+            any.prop_map(|v| ("x", v)),
+            other.clone().prop_map(|v| ("request_id", v)),
+            other.prop_map(|v| ("", v)),
+        ];
+        let json_ws = prop_oneof![8 => Just(""), 1 => Just(" "), 1 => Just("\t\r\n")];
+        prop::collection::vec((field, json_ws.clone(), json_ws), 0..10).prop_map(|fields| {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|((k, v), a, b)| format!("{a}\"{k}\"{b}:{a}{v}{b}"))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// Whatever the line, `parse` ends exactly where serde alone does.
+        #[test]
+        fn same_as_serde(
+            line in prop_oneof![4 => line(false), 1 => line(true), 1 => mutated()],
+            ms: bool,
+        ) {
+            let _ = check(&line, if ms { Unit::Ms } else { Unit::S });
+        }
+
+        /// Plain flat lines never leave the fast path.
+        #[test]
+        fn clean_lines_take_the_fast_path(line in clean()) {
+            let (_, fast) = check(&line, Unit::S);
+            prop_assert!(fast, "{}", line);
+        }
     }
 }
