@@ -2,8 +2,9 @@
 # Replay throughput with the embedded default configuration, side by side
 # with `wc -l` and `cat > /dev/null` on the same file, from one run:
 # wall seconds, records/s, MB/s and peak RSS, for 1M and 4M records (peak
-# RSS must not grow with the input). Logs are generated once by the shared
-# generator and cached in target/bench/.
+# RSS must not grow with the input), and mmon pinned to one core with
+# taskset (the per-core figure; mmon parses on a second thread). Logs are
+# generated once by the shared generator and cached in target/bench/.
 #
 #   bench/replay.sh            # 1M and 4M records
 #   SIZES="1000000" bench/replay.sh
@@ -32,9 +33,15 @@ for n in $SIZES; do
     size=$(stat -c %s "$log")
     echo "== $n records, $((size / 1000000)) MB: $log"
     mmon=$(python3 bench/measure.py -- ./target/release/mmon replay "$log" --format json -q)
+    # The issue's target is per core: the same run pinned to one CPU.
+    one=""
+    if command -v taskset >/dev/null; then
+        one=$(python3 bench/measure.py -- taskset -c 0 ./target/release/mmon replay "$log" --format json -q)
+    fi
     wc=$(python3 bench/measure.py -- wc -l "$log")
     cat=$(python3 bench/measure.py -- cat "$log")
     row "mmon replay (default)" "$n" "$size" "$mmon"
+    [ -n "$one" ] && row "mmon replay, one core" "$n" "$size" "$one"
     row "wc -l" "$n" "$size" "$wc"
     row "cat > /dev/null" "$n" "$size" "$cat"
     python3 - "$mmon" "$wc" <<'PY'
