@@ -2,7 +2,7 @@
 //! nearly every log is made of.
 //!
 //! Profiles of `replay` put serde_json's visitor machinery (string scanning,
-//! key dispatch, number parsing) at over half of single-thread CPU. Metric
+//! key dispatch, number parsing) at about half of single-thread CPU. Metric
 //! logs are overwhelmingly one flat object per line whose values are plain
 //! strings, numbers, booleans and null, so this module reads exactly that
 //! shape in one pass over the bytes, straight into [`Fields`].
