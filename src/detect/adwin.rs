@@ -41,6 +41,7 @@
 //! which the parity fixtures and a property test check.
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -115,8 +116,9 @@ struct Bucket(f64, f64);
 /// same floating-point types.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Window {
-    /// `levels[i]` holds buckets of 2^i values, oldest first.
-    levels: Vec<Vec<Bucket>>,
+    /// `levels[i]` holds buckets of 2^i values, oldest first: a ring buffer,
+    /// as buckets leave at the old end and arrive at the new one.
+    levels: Vec<VecDeque<Bucket>>,
     total: f64,
     variance: f64,
     width: f64,
@@ -132,7 +134,7 @@ struct Cut {
 impl Window {
     fn new() -> Window {
         Window {
-            levels: vec![Vec::new()],
+            levels: vec![VecDeque::new()],
             total: 0.0,
             variance: 0.0,
             width: 0.0,
@@ -141,7 +143,7 @@ impl Window {
     }
 
     fn insert(&mut self, x: f64, max_buckets: usize) {
-        self.levels[0].push(Bucket(x, 0.0));
+        self.levels[0].push_back(Bucket(x, 0.0));
         self.width += 1.0;
         let mut incremental_variance = 0.0;
         if self.width > 1.0 {
@@ -158,15 +160,21 @@ impl Window {
         let mut level = 0;
         while self.levels[level].len() > max_buckets {
             let n = (1u64 << level) as f64;
-            let Bucket(t0, v0) = self.levels[level][0];
-            let Bucket(t1, v1) = self.levels[level][1];
-            let (mu0, mu1) = (t0 / n, t1 / n);
+            // river divides by n; n is a power of two, so multiplying by its
+            // (exact) reciprocal rounds identically, and is cheaper.
+            let n_recip = 1.0 / n;
+            let buckets = &mut self.levels[level];
+            let (Some(Bucket(t0, v0)), Some(Bucket(t1, v1))) =
+                (buckets.pop_front(), buckets.pop_front())
+            else {
+                unreachable!("an overflowing level holds at least 3 buckets")
+            };
+            let (mu0, mu1) = (t0 * n_recip, t1 * n_recip);
             let merged = Bucket(t0 + t1, v0 + v1 + n * 0.5 * (mu0 - mu1) * (mu0 - mu1));
-            self.levels[level].drain(..2);
             if level + 1 == self.levels.len() {
-                self.levels.push(Vec::with_capacity(max_buckets + 1));
+                self.levels.push(VecDeque::with_capacity(max_buckets + 1));
             }
-            self.levels[level + 1].push(merged);
+            self.levels[level + 1].push_back(merged);
             level += 1;
         }
     }
@@ -182,7 +190,7 @@ impl Window {
         let mu_window = self.total / self.width;
         self.variance -=
             v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
-        self.levels[last].remove(0);
+        self.levels[last].pop_front();
         if self.levels[last].is_empty() && last > 0 {
             self.levels.pop();
         }
