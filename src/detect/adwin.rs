@@ -178,7 +178,9 @@ struct Window {
     total: f64,
     variance: f64,
     width: f64,
-    tick: u64,
+    /// Updates since the last check on the clock (river counts all updates
+    /// and checks when the count is a multiple of `clock`: the same).
+    tick: u32,
     /// What the last checks learnt about the cuts: derived from the buckets,
     /// so not saved, and rebuilt when needed.
     #[serde(skip)]
@@ -203,21 +205,25 @@ impl Window {
         }
     }
 
+    #[inline]
     fn insert(&mut self, x: f64, max_buckets: usize) {
         self.levels[0].push_back(Bucket(x, 0.0));
         self.skip.magnitude += x.abs();
         self.width += 1.0;
-        let mut incremental_variance = 0.0;
+        let total = self.total;
+        // Stored first and apart from the variance: the next update's
+        // division needs the total, not this update's divisions.
+        self.total = total + x;
         if self.width > 1.0 {
-            let d = x - self.total / (self.width - 1.0);
-            incremental_variance = (self.width - 1.0) * d * d / self.width;
+            // river adds 0.0 otherwise; the variance is 0.0 then anyway.
+            let d = x - total / (self.width - 1.0);
+            self.variance += (self.width - 1.0) * d * d / self.width;
         }
-        self.variance += incremental_variance;
-        self.total += x;
         self.compress(max_buckets);
     }
 
     /// Merges the two oldest buckets of every level that overflowed.
+    #[inline]
     fn compress(&mut self, max_buckets: usize) {
         let mut level = 0;
         while self.levels[level].len() > max_buckets {
@@ -264,17 +270,21 @@ impl Window {
         (u, n)
     }
 
-    /// river's `detect_change`: on the clock, drops old buckets while some
-    /// cut splits the window into parts with different means.
-    fn check(&mut self, c: &Config) -> Option<Cut> {
+    /// Whether river's `detect_change` runs at this update: on the clock,
+    /// once the window is longer than the grace period.
+    #[inline]
+    fn on_clock(&mut self, c: &Config) -> bool {
         self.tick += 1;
-        if !self.tick.is_multiple_of(u64::from(c.clock)) || self.width <= f64::from(c.grace_period)
-        {
-            return None;
+        if self.tick < c.clock {
+            return false;
         }
-        if self.no_cut_possible(c) {
-            return None;
-        }
+        self.tick = 0;
+        self.width > f64::from(c.grace_period)
+    }
+
+    /// The rest of river's `detect_change`: drops old buckets while some cut
+    /// splits the window into parts with different means.
+    fn cut(&mut self, c: &Config) -> Option<Cut> {
         let mut cut = Cut {
             total: 0.0,
             width: 0.0,
@@ -698,7 +708,24 @@ impl Adwin {
 impl Detector for Adwin {
     fn update(&mut self, x: f64, _time_ns: i64) -> Outcome {
         self.window.insert(x, self.config.max_buckets);
-        let Some(cut) = self.window.check(&self.config) else {
+        if self.window.on_clock(&self.config) && !self.window.no_cut_possible(&self.config) {
+            self.scan()
+        } else {
+            Outcome::None
+        }
+    }
+
+    fn save(&self) -> serde_json::Value {
+        save_state(self)
+    }
+}
+
+impl Adwin {
+    /// River's scan, when the bounds could not rule out every cut: rare on
+    /// a stationary stream.
+    #[cold]
+    fn scan(&mut self) -> Outcome {
+        let Some(cut) = self.window.cut(&self.config) else {
             return Outcome::None;
         };
         let change = Change {
@@ -712,10 +739,6 @@ impl Detector for Adwin {
         } else {
             Outcome::None
         }
-    }
-
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
     }
 }
 
@@ -800,7 +823,7 @@ mod tests {
         }
     }
 
-    /// Runs `values` through a window as [`Window::check`] would, asking
+    /// Runs `values` through a window as [`Adwin::update`] would, asking
     /// both the skip and the exact scan at every check, and panics if the
     /// skip ever rules out a check where the scan finds a cut. Returns how
     /// many checks the skip settled, and how many there were.
@@ -819,7 +842,11 @@ mod tests {
             }
             w.insert(x, c.max_buckets);
             w.tick += 1;
-            if !w.tick.is_multiple_of(u64::from(c.clock)) || w.width <= f64::from(c.grace_period) {
+            if w.tick < c.clock {
+                continue;
+            }
+            w.tick = 0;
+            if w.width <= f64::from(c.grace_period) {
                 continue;
             }
             checks += 1;
