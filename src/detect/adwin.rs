@@ -34,13 +34,70 @@
 //! bucket list can run empty at the old end with `max_buckets = 1` and then
 //! panics (seen with river 0.26.1).
 //!
-//! For `clock = 1` on long windows the cut scan dominates, so each cut is
-//! first screened by a division-free necessary condition with a wide safety
-//! margin; only cuts that pass it get river's exact test. The screen never
-//! rejects a cut that river's test would accept (see [`Window::may_cut`]),
-//! which the parity fixtures and a property test check.
+//! ## Skipping the cut scan
+//!
+//! River scans every cut at every check: O(`max_buckets` · log window) exact
+//! tests, each with divisions and a square root, which dominates `clock = 1`
+//! on long windows. A check only has to know *whether* some cut passes,
+//! though: when none does (almost always), nothing happens. So before the
+//! scan, [`Window::no_cut_possible`] tries to prove with cheap bounds that no
+//! cut can pass; only when it cannot does river's scan run, unchanged (and
+//! from then on, dropping buckets, everything is river's).
+//!
+//! Notation: the window has W values summing to U, mean μ = U/W and variance
+//! per value v; a cut leaves the n0 oldest values (sum u0) on one side and
+//! n1 = W − n0 (sum u1 = U − u0) on the other. Then
+//! u0/n0 − u1/n1 = W·S/(n0·n1) with S = u0 − n0·μ. River's bound is
+//! ε = √(2·m·v·δ′) + ⅔·δ′·m with m = 1/(n0−L+1) + 1/(n1−L+1) ≥ W/(n0·n1)
+//! (L = `min_window_length` ≥ 1) and δ′ = ln(2·ln W/δ). So a cut can pass
+//! only if |S| > T(n0) = √(2·v·δ′·h) + ⅔·δ′ with h = n0·n1/W. Then:
+//!
+//! - δ′ grows with W, and W only grows until a drift resets the window, so
+//!   δ′ computed at an earlier width (again whenever W doubles) is a lower
+//!   bound, and a lower δ′ only lowers the threshold.
+//! - T is concave in n0 (h = n0·(W − n0)/W is), so over any run of cuts it
+//!   is smallest at the run's first or last cut.
+//! - The cuts after the buckets of one level form a group. Their n0 and u0,
+//!   summed from the oldest bucket, depend only on that level and the older
+//!   ones, and merging buckets up to level l changes only levels 0..=l+1:
+//!   level l's group stays the same for about 2^l updates. When a group is
+//!   computed we keep the largest |S| over its cuts at the current mean
+//!   μ_ref. Later, at mean μ, every S differs by n0·|μ − μ_ref| at most, so
+//!   the group's |S| are at most that maximum plus n0_last·|μ − μ_ref|; and
+//!   for the same n0, h only grows with W.
+//!
+//! A check recomputes the groups of the levels that changed, and rules out
+//! each as a whole if its largest |S| stays below the smaller T at its ends
+//! (else cut by cut). The groups that stayed the same are not even looked
+//! at: a *summary*, started at some check with mean μ0, holds the
+//! conditions under which all of them stay ruled out — v at least 255/256 of
+//! v at the start, the rounding allowance (below) at most twice its start,
+//! and |μ − μ0| at most the smallest *allowance* of the groups, the distance
+//! the mean can move before a group's bound could reach its threshold
+//! (computed with that v, the δ′ lower bound, and the width when the group is
+//! folded in). A group that stays the same until the next check is folded
+//! into the summary then; when the summary stops holding, a new one starts
+//! and every group is folded in again (recomputed at the current mean if
+//! its own allowance is too small). So a check at `clock = 1` recomputes two
+//! levels on average, and scans nothing.
+//!
+//! If some cut cannot be ruled out, river's scan runs. In floating point,
+//! river sums u1 differently from U − u0, and every quantity is rounded: an
+//! allowance of 2⁻⁴⁰·(number of buckets + 16) times the magnitudes involved
+//! (|U|, the sum of |bucket sum| over the window, which bounds every |u0|,
+//! and n0·|μ|) is added to |S| — thousands of times any rounding error of
+//! either side — and the thresholds are deflated by 10⁻⁹. Not finite values
+//! or a negative variance rule nothing out. Tests compare the skip with the
+//! full scan on many streams and parameters, and across save and restore
+//! (the skip's state is not saved, and rebuilt after a restore).
+//!
+//! When the scan runs, each cut is first screened by a division-free
+//! necessary condition with a wide safety margin; only cuts that pass it get
+//! river's exact test. The screen never rejects a cut that river's test
+//! would accept (see [`Screen`]), which the parity fixtures and a test check.
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -115,12 +172,19 @@ struct Bucket(f64, f64);
 /// same floating-point types.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Window {
-    /// `levels[i]` holds buckets of 2^i values, oldest first.
-    levels: Vec<Vec<Bucket>>,
+    /// `levels[i]` holds buckets of 2^i values, oldest first: a ring buffer,
+    /// as buckets leave at the old end and arrive at the new one.
+    levels: Vec<VecDeque<Bucket>>,
     total: f64,
     variance: f64,
     width: f64,
-    tick: u64,
+    /// Updates since the last check on the clock (river counts all updates
+    /// and checks when the count is a multiple of `clock`: the same).
+    tick: u32,
+    /// What the last checks learnt about the cuts: derived from the buckets,
+    /// so not saved, and rebuilt when needed.
+    #[serde(skip)]
+    skip: Skip,
 }
 
 /// What one check dropped: the sum and the count of the values cut off.
@@ -132,43 +196,58 @@ struct Cut {
 impl Window {
     fn new() -> Window {
         Window {
-            levels: vec![Vec::new()],
+            levels: vec![VecDeque::new()],
             total: 0.0,
             variance: 0.0,
             width: 0.0,
             tick: 0,
+            skip: Skip::default(),
         }
     }
 
+    #[inline]
     fn insert(&mut self, x: f64, max_buckets: usize) {
-        self.levels[0].push(Bucket(x, 0.0));
+        self.levels[0].push_back(Bucket(x, 0.0));
+        self.skip.magnitude += x.abs();
         self.width += 1.0;
-        let mut incremental_variance = 0.0;
+        let total = self.total;
+        // Stored first and apart from the variance: the next update's
+        // division needs the total, not this update's divisions.
+        self.total = total + x;
         if self.width > 1.0 {
-            let d = x - self.total / (self.width - 1.0);
-            incremental_variance = (self.width - 1.0) * d * d / self.width;
+            // river adds 0.0 otherwise; the variance is 0.0 then anyway.
+            let d = x - total / (self.width - 1.0);
+            self.variance += (self.width - 1.0) * d * d / self.width;
         }
-        self.variance += incremental_variance;
-        self.total += x;
         self.compress(max_buckets);
     }
 
     /// Merges the two oldest buckets of every level that overflowed.
+    #[inline]
     fn compress(&mut self, max_buckets: usize) {
         let mut level = 0;
         while self.levels[level].len() > max_buckets {
             let n = (1u64 << level) as f64;
-            let Bucket(t0, v0) = self.levels[level][0];
-            let Bucket(t1, v1) = self.levels[level][1];
-            let (mu0, mu1) = (t0 / n, t1 / n);
+            // river divides by n; n is a power of two, so multiplying by its
+            // (exact) reciprocal rounds identically, and is cheaper.
+            let n_recip = 1.0 / n;
+            let buckets = &mut self.levels[level];
+            let (Some(Bucket(t0, v0)), Some(Bucket(t1, v1))) =
+                (buckets.pop_front(), buckets.pop_front())
+            else {
+                unreachable!("an overflowing level holds at least 3 buckets")
+            };
+            let (mu0, mu1) = (t0 * n_recip, t1 * n_recip);
             let merged = Bucket(t0 + t1, v0 + v1 + n * 0.5 * (mu0 - mu1) * (mu0 - mu1));
-            self.levels[level].drain(..2);
             if level + 1 == self.levels.len() {
-                self.levels.push(Vec::with_capacity(max_buckets + 1));
+                self.levels.push(VecDeque::with_capacity(max_buckets + 1));
             }
-            self.levels[level + 1].push(merged);
+            self.levels[level + 1].push_back(merged);
             level += 1;
         }
+        // Levels 0..=level changed.
+        self.skip.stale = self.skip.stale.max(level + 1);
+        self.skip.covered = self.skip.covered.max(level + 1);
     }
 
     /// Drops the oldest bucket; returns its sum and its count.
@@ -182,21 +261,30 @@ impl Window {
         let mu_window = self.total / self.width;
         self.variance -=
             v + n * self.width * (mu - mu_window) * (mu - mu_window) / (n + self.width);
-        self.levels[last].remove(0);
+        self.levels[last].pop_front();
         if self.levels[last].is_empty() && last > 0 {
             self.levels.pop();
         }
+        self.skip.stale = usize::MAX;
+        self.skip.covered = usize::MAX;
         (u, n)
     }
 
-    /// river's `detect_change`: on the clock, drops old buckets while some
-    /// cut splits the window into parts with different means.
-    fn check(&mut self, c: &Config) -> Option<Cut> {
+    /// Whether river's `detect_change` runs at this update: on the clock,
+    /// once the window is longer than the grace period.
+    #[inline]
+    fn on_clock(&mut self, c: &Config) -> bool {
         self.tick += 1;
-        if !self.tick.is_multiple_of(u64::from(c.clock)) || self.width <= f64::from(c.grace_period)
-        {
-            return None;
+        if self.tick < c.clock {
+            return false;
         }
+        self.tick = 0;
+        self.width > f64::from(c.grace_period)
+    }
+
+    /// The rest of river's `detect_change`: drops old buckets while some cut
+    /// splits the window into parts with different means.
+    fn cut(&mut self, c: &Config) -> Option<Cut> {
         let mut cut = Cut {
             total: 0.0,
             width: 0.0,
@@ -207,6 +295,71 @@ impl Window {
             cut.width += n;
         }
         (cut.width > 0.0).then_some(cut)
+    }
+
+    /// Whether the bounds of [`Skip`] prove that no cut passes river's test
+    /// (false: maybe one does, run the scan).
+    fn no_cut_possible(&mut self, c: &Config) -> bool {
+        let levels = self.levels.len();
+        let skip = &mut self.skip;
+        if skip.groups.len() != levels {
+            // New, restored, or a level was added or dropped.
+            skip.groups.resize(levels, Group::default());
+            skip.stale = levels;
+            skip.magnitude = self.levels.iter().flatten().map(|b| b.0.abs()).sum();
+        }
+        // δ′ grows with the width, and the width only grows until a drift
+        // resets the window: δ′ at an earlier width is a lower bound.
+        let width = self.width;
+        if !(skip.dp_width <= width && width <= 2.0 * skip.dp_width) {
+            skip.dp_width = width;
+            skip.dp_low = (2.0 * width.ln() / c.delta).ln() * (1.0 - 1e-9);
+        }
+        let b = Bounds::new(self, c.max_buckets);
+        let skip = &mut self.skip;
+        if !(b.noise.is_finite() && b.var >= 0.0 && b.c_sqrt.is_finite() && b.dp > 0.0) {
+            return false;
+        }
+        if skip.stale >= levels || !skip.summary.holds(&b) {
+            skip.summary = Summary::start(&b);
+            skip.covered = levels;
+        }
+        let (stale, covered) = (skip.stale.min(levels), skip.covered.min(levels));
+        skip.stale = stale;
+        // Groups unchanged since the last check but not folded yet: fold.
+        let moved = (b.mu - skip.summary.mu0).abs();
+        for level in (stale..covered).rev() {
+            let mut allow = skip.summary.allowance(&skip.groups[level], &b);
+            if allow.partial_cmp(&moved).is_none_or(Ordering::is_lt) {
+                // Computed at too old a mean, or near its threshold (or NaN).
+                let from = skip
+                    .groups
+                    .get(level + 1)
+                    .map_or(Sums::default(), |g| g.end);
+                let g = &mut skip.groups[level];
+                g.build(level, &self.levels[level], from, &b);
+                if !g.ruled_out(level, &self.levels[level], from, &b) {
+                    skip.covered = level + 1;
+                    return false;
+                }
+                allow = skip.summary.allowance(g, &b);
+            }
+            skip.summary.allow = min_or_nan(skip.summary.allow, allow);
+        }
+        skip.covered = stale;
+        // Changed groups: recompute and test, but fold them only if they are
+        // still unchanged at the next check (most change often).
+        let mut from = skip.groups.get(stale).map_or(Sums::default(), |g| g.end);
+        for level in (0..stale).rev() {
+            let g = &mut skip.groups[level];
+            g.build(level, &self.levels[level], from, &b);
+            skip.stale = level;
+            if !g.ruled_out(level, &self.levels[level], from, &b) {
+                return false;
+            }
+            from = g.end;
+        }
+        true
     }
 
     /// Whether some cut passes river's test, scanning from the oldest bucket.
@@ -301,6 +454,241 @@ impl Screen {
     }
 }
 
+/// The cached bounds of [`Window::no_cut_possible`] (see the module docs).
+#[derive(Debug, Clone, Default)]
+struct Skip {
+    /// `groups[i]` describes the cuts after the buckets of `levels[i]`.
+    groups: Vec<Group>,
+    /// `groups[..stale]` are out of date: their level or an older one changed.
+    stale: usize,
+    /// `groups[covered..]` are up to date and folded into `summary`.
+    covered: usize,
+    summary: Summary,
+    /// At least the sum of |bucket sum| over the window, so at least any
+    /// |u0|: summed when the groups are resized, then |x| added per value.
+    magnitude: f64,
+    /// δ′ at `dp_width`, slightly deflated: a lower bound of δ′ at any width
+    /// from `dp_width` on.
+    dp_low: f64,
+    dp_width: f64,
+}
+
+/// The scan's running sums after some bucket: n0 and u0, summed from the
+/// oldest bucket as the scan sums them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    n0: f64,
+    u0: f64,
+}
+
+/// What is known of the cuts after the buckets of one level, in the notation
+/// of the module docs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Group {
+    /// How many cuts: one per bucket, but the newest bucket of level 0 ends
+    /// the window.
+    cuts: usize,
+    /// n0 at the oldest and at the newest cut.
+    n0_first: f64,
+    n0_last: f64,
+    /// The sums after the level's newest bucket.
+    end: Sums,
+    /// The window mean when the group was computed, and the largest |S| at
+    /// that mean over the group's cuts.
+    mu_ref: f64,
+    s_abs: f64,
+}
+
+impl Group {
+    /// Computes the group of `level` at the current mean, continuing the
+    /// sums `from` the level above (older).
+    fn build(&mut self, level: usize, buckets: &VecDeque<Bucket>, from: Sums, b: &Bounds) {
+        let size = (1u64 << level) as f64;
+        let cuts = if level == 0 {
+            buckets.len().saturating_sub(1)
+        } else {
+            buckets.len()
+        };
+        let Sums { mut n0, mut u0 } = from;
+        let mut s_abs: f64 = 0.0;
+        // Level 0's newest bucket is no cut, but taking its S (about 0) too
+        // keeps the loop simple.
+        let (older, newer) = buckets.as_slices();
+        for part in [older, newer] {
+            for &Bucket(t, _) in part {
+                n0 += size;
+                u0 += t;
+                s_abs = s_abs.max((u0 - n0 * b.mu).abs());
+            }
+        }
+        self.cuts = cuts;
+        self.n0_first = from.n0 + size;
+        self.n0_last = from.n0 + cuts as f64 * size;
+        self.end = Sums { n0, u0 };
+        self.mu_ref = b.mu;
+        self.s_abs = s_abs;
+    }
+
+    /// Whether no cut of a group just built can pass river's test: the
+    /// whole group at once, else cut by cut.
+    #[inline]
+    fn ruled_out(&self, level: usize, buckets: &VecDeque<Bucket>, from: Sums, b: &Bounds) -> bool {
+        self.cuts == 0
+            || b.rules_out(
+                self.s_abs + b.slack(self.n0_last),
+                self.n0_first,
+                self.n0_last,
+            )
+            || self.each_cut_ruled_out(level, buckets, from, b)
+    }
+
+    #[cold]
+    fn each_cut_ruled_out(
+        &self,
+        level: usize,
+        buckets: &VecDeque<Bucket>,
+        from: Sums,
+        b: &Bounds,
+    ) -> bool {
+        let size = (1u64 << level) as f64;
+        let Sums { mut n0, mut u0 } = from;
+        buckets.iter().take(self.cuts).all(|&Bucket(t, _)| {
+            n0 += size;
+            u0 += t;
+            let s = u0 - n0 * b.mu;
+            b.rules_out(s.abs() + b.slack(n0), n0, n0)
+        })
+    }
+}
+
+/// One check's quantities (see the module docs).
+struct Bounds {
+    width: f64,
+    inv_width: f64,
+    /// The window mean U/W and the variance per value v.
+    mu: f64,
+    var: f64,
+    /// The lower bound of δ′.
+    dp: f64,
+    /// The rounding allowance relative to the magnitudes involved, and that
+    /// times |U| + 2·`magnitude`.
+    err: f64,
+    noise: f64,
+    /// 2·v·δ′/W and ⅔·δ′, slightly deflated.
+    c_sqrt: f64,
+    c_lin: f64,
+}
+
+impl Bounds {
+    fn new(w: &Window, max_buckets: usize) -> Bounds {
+        // Multiplying by 1/W instead of dividing rounds differently, by far
+        // less than the allowances.
+        let inv_width = 1.0 / w.width;
+        let var = w.variance * inv_width;
+        let dp = w.skip.dp_low;
+        let buckets = w.levels.len() * (max_buckets + 1);
+        let err = (buckets + 16) as f64 / (1u64 << 40) as f64;
+        Bounds {
+            width: w.width,
+            inv_width,
+            mu: w.total * inv_width,
+            var,
+            dp,
+            err,
+            noise: err * (w.total.abs() + 2.0 * w.skip.magnitude),
+            c_sqrt: 2.0 * var * dp * inv_width * (1.0 - 1e-9),
+            c_lin: 2.0 / 3.0 * dp * (1.0 - 1e-9),
+        }
+    }
+
+    /// The rounding allowance for cuts up to `n0`: the noise, and the
+    /// magnitude of n0·μ.
+    #[inline]
+    fn slack(&self, n0: f64) -> f64 {
+        self.noise + 2.0 * self.err * n0 * self.mu.abs()
+    }
+
+    /// Whether no cut with n0 between `n0_a` and `n0_b` and |S| plus its
+    /// rounding allowance at most `s_bound` (at the current mean) can pass
+    /// river's test. Not finite values rule nothing out.
+    #[inline]
+    fn rules_out(&self, s_bound: f64, n0_a: f64, n0_b: f64) -> bool {
+        let excess = s_bound - self.c_lin;
+        let h = |n0: f64| n0 * (self.width - n0);
+        (excess <= 0.0) | (excess * excess < self.c_sqrt * h(n0_a).min(h(n0_b)))
+    }
+}
+
+/// Conditions under which every group folded into it stays ruled out: the
+/// mean within `allow` of `mu0`, v at least `var_min` and the noise at most
+/// `noise_max`. Set at a check; groups are folded in at later checks too.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    mu0: f64,
+    allow: f64,
+    var_min: f64,
+    noise_max: f64,
+    /// 2·`var_min`·δ′, ⅔·δ′ (slightly deflated) and the rounding allowance
+    /// at the start, for the allowances of groups.
+    c_sqrt_w: f64,
+    c_lin: f64,
+    err: f64,
+}
+
+impl Summary {
+    fn start(b: &Bounds) -> Summary {
+        let var_min = b.var * (1.0 - 1.0 / 256.0);
+        Summary {
+            mu0: b.mu,
+            allow: f64::INFINITY,
+            var_min,
+            noise_max: 2.0 * b.noise + b.err * b.width * b.var.sqrt(),
+            c_sqrt_w: 2.0 * var_min * b.dp * (1.0 - 1e-9),
+            c_lin: b.c_lin,
+            err: b.err,
+        }
+    }
+
+    fn holds(&self, b: &Bounds) -> bool {
+        (b.mu - self.mu0).abs() <= self.allow
+            && b.var >= self.var_min
+            && b.noise <= self.noise_max
+            && b.err <= self.err
+    }
+
+    /// How far the mean may move from `mu0` with `g` still ruled out, as long
+    /// as the summary holds and `g` does not change (the width only grows,
+    /// which only raises the threshold): at most (threshold − bound)/n0_last,
+    /// and a little less as W ≥ n0_last. Negative: not even now.
+    fn allowance(&self, g: &Group, b: &Bounds) -> f64 {
+        if g.cuts == 0 {
+            return f64::INFINITY;
+        }
+        let h = |n0: f64| n0 * (b.width - n0);
+        let threshold =
+            (self.c_sqrt_w * b.inv_width * h(g.n0_first).min(h(g.n0_last))).sqrt() + self.c_lin;
+        let bound = g.s_abs
+            + g.n0_last * (self.mu0 - g.mu_ref).abs()
+            + self.noise_max
+            + 2.0 * self.err * g.n0_last * g.mu_ref.abs();
+        let room = threshold - bound - 1e-9 * (threshold + bound);
+        if room >= 0.0 {
+            room * b.inv_width
+        } else {
+            f64::NEG_INFINITY
+        }
+    }
+}
+
+/// The smaller of two values, NaN if either is.
+fn min_or_nan(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
 /// One ADWIN detector instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Adwin {
@@ -320,7 +708,24 @@ impl Adwin {
 impl Detector for Adwin {
     fn update(&mut self, x: f64, _time_ns: i64) -> Outcome {
         self.window.insert(x, self.config.max_buckets);
-        let Some(cut) = self.window.check(&self.config) else {
+        if self.window.on_clock(&self.config) && !self.window.no_cut_possible(&self.config) {
+            self.scan()
+        } else {
+            Outcome::None
+        }
+    }
+
+    fn save(&self) -> serde_json::Value {
+        save_state(self)
+    }
+}
+
+impl Adwin {
+    /// River's scan, when the bounds could not rule out every cut: rare on
+    /// a stationary stream.
+    #[cold]
+    fn scan(&mut self) -> Outcome {
+        let Some(cut) = self.window.cut(&self.config) else {
             return Outcome::None;
         };
         let change = Change {
@@ -334,10 +739,6 @@ impl Detector for Adwin {
         } else {
             Outcome::None
         }
-    }
-
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
     }
 }
 
@@ -422,6 +823,203 @@ mod tests {
         }
     }
 
+    /// Runs `values` through a window as [`Adwin::update`] would, asking
+    /// both the skip and the exact scan at every check, and panics if the
+    /// skip ever rules out a check where the scan finds a cut. Returns how
+    /// many checks the skip settled, and how many there were.
+    fn skip_agrees(c: &Config, name: &str, values: &[f64]) -> (usize, usize) {
+        let mut w = Window::new();
+        let (mut skipped, mut checks) = (0, 0);
+        for (i, &x) in values.iter().enumerate() {
+            if i % 1009 == 500 {
+                // As when a checkpoint is restored (JSON has no NaN and
+                // infinities: forgetting the skip's state is the same).
+                let state = serde_json::to_value(&w).unwrap();
+                match serde_json::from_value(state) {
+                    Ok(restored) => w = restored,
+                    Err(_) => w.skip = Skip::default(),
+                }
+            }
+            w.insert(x, c.max_buckets);
+            w.tick += 1;
+            if w.tick < c.clock {
+                continue;
+            }
+            w.tick = 0;
+            if w.width <= f64::from(c.grace_period) {
+                continue;
+            }
+            checks += 1;
+            let ruled_out = w.no_cut_possible(c);
+            if w.find_cut(c) {
+                assert!(!ruled_out, "{name}, value {i}: the skip hid a cut ({c:?})");
+                // As after a drift.
+                w = Window::new();
+            } else if ruled_out {
+                skipped += 1;
+            }
+        }
+        (skipped, checks)
+    }
+
+    fn configs() -> Vec<Config> {
+        let d = Config::default();
+        vec![
+            Config {
+                clock: 1,
+                ..d.clone()
+            },
+            Config {
+                clock: 32,
+                ..d.clone()
+            },
+            Config {
+                clock: 7,
+                delta: 0.1,
+                ..d.clone()
+            },
+            Config {
+                clock: 1,
+                delta: 1e-5,
+                ..d.clone()
+            },
+            Config {
+                clock: 1,
+                max_buckets: 2,
+                min_window_length: 1,
+                grace_period: 0,
+                ..d.clone()
+            },
+            Config {
+                clock: 3,
+                max_buckets: 3,
+                min_window_length: 10,
+                grace_period: 50,
+                ..d.clone()
+            },
+            Config {
+                clock: 1,
+                max_buckets: 40,
+                delta: 0.3,
+                ..d
+            },
+        ]
+    }
+
+    /// Deterministic uniform values in [0, 1) (SplitMix64).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// The skip must be invisible: it only settles checks without a cut.
+    #[test]
+    fn skip_never_hides_a_cut() {
+        let fixture = Fixture::load(include_str!("../../fixtures/parity/adwin.json"));
+        let mut streams: Vec<(String, Vec<f64>)> = fixture
+            .streams()
+            .map(|(name, values)| {
+                (
+                    name.to_string(),
+                    values.iter().take(30_000).copied().collect(),
+                )
+            })
+            .collect();
+        let mut u = uniform(3);
+        let noise: Vec<f64> = (0..30_000).map(|_| u() + u() - 1.0).collect();
+        let shifted = |i: usize| if (i / 3000) % 2 == 1 { 0.3 } else { 0.0 };
+        for (scale, offset) in [
+            (1.0, 0.0),
+            (1e-300, 0.0),
+            (1e-9, 1.0),
+            (1e9, -3e12),
+            (1e150, 1e153),
+            (1.0, -1e7),
+            (1.0, 1e15),
+        ] {
+            streams.push((
+                format!("noise {scale:e} {offset:e}"),
+                noise.iter().map(|x| x * scale + offset).collect(),
+            ));
+            streams.push((
+                format!("shifts {scale:e} {offset:e}"),
+                noise
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (x + shifted(i)) * scale + offset)
+                    .collect(),
+            ));
+        }
+        let bits = |p: f64, u: &mut dyn FnMut() -> f64| f64::from(u8::from(u() < p));
+        streams.push((
+            "errors".into(),
+            (0..30_000)
+                .map(|i| bits(if i < 15_000 { 0.1 } else { 0.2 }, &mut u))
+                .collect(),
+        ));
+        streams.push(("zeros".into(), vec![0.0; 5000]));
+        streams.push((
+            "ones then zeros".into(),
+            (0..8000).map(|i| f64::from(i < 4000)).collect(),
+        ));
+        streams.push((
+            "huge cancelling".into(),
+            (0..8000)
+                .map(|i| if i % 2 == 0 { 1e300 } else { -1e300 })
+                .collect(),
+        ));
+        streams.push((
+            "overflow".into(),
+            (0..4000)
+                .map(|i| if i < 2000 { 1e308 } else { -1e308 })
+                .collect(),
+        ));
+        streams.push((
+            "not finite".into(),
+            (0..3000)
+                .map(|i| match i {
+                    1000 => f64::INFINITY,
+                    2000 => f64::NAN,
+                    _ => u(),
+                })
+                .collect(),
+        ));
+        for c in configs() {
+            for (name, values) in &streams {
+                skip_agrees(&c, name, values);
+            }
+        }
+    }
+
+    /// And it must settle most checks of a stationary stream, or it is no
+    /// use: the whole point is that clock 1 does not scan every cut.
+    #[test]
+    fn skip_settles_stationary_checks() {
+        let mut u = uniform(11);
+        let values: Vec<f64> = (0..200_000)
+            .map(|_| 0.5 + 0.1 * (u() + u() - 1.0))
+            .collect();
+        for c in [
+            Config {
+                clock: 1,
+                ..Config::default()
+            },
+            Config::default(),
+        ] {
+            let (skipped, checks) = skip_agrees(&c, "stationary", &values);
+            assert!(
+                skipped * 100 >= checks * 95,
+                "{skipped} of {checks} ({c:?})"
+            );
+        }
+    }
+
     #[test]
     fn change_estimate_is_the_cut() {
         let values: Vec<f64> = (0..4000)
@@ -490,6 +1088,32 @@ mod tests {
             serde_json::json!({"delta": 0.002, "clock": 32, "max_buckets": 5,
                                "min_window_length": 5, "grace_period": 10})
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The skip never rules out a check where river's scan finds a cut,
+        /// whatever the parameters and the scale of the values.
+        #[test]
+        fn skip_agrees_with_the_scan(
+            values in parity::shifting_stream(3000),
+            scale in prop_oneof![Just(1.0), Just(1e-6), Just(1e12), -1e3f64..1e3],
+            offset in prop_oneof![Just(0.0), Just(1e9), -1e3f64..1e3],
+            clock in prop_oneof![Just(1u32), Just(2), Just(32)],
+            max_buckets in 2usize..8,
+            min_window_length in prop_oneof![Just(1u32), Just(5), 1u32..50],
+            delta in prop_oneof![Just(0.002), Just(1e-5), 1e-3f64..0.5],
+        ) {
+            let c = Config {
+                clock,
+                max_buckets,
+                min_window_length,
+                delta,
+                ..Config::default()
+            };
+            let values: Vec<f64> = values.iter().map(|x| x * scale + offset).collect();
+            skip_agrees(&c, "generated", &values);
+        }
     }
 
     proptest! {
