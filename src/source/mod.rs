@@ -70,6 +70,7 @@ pub struct Fields {
     version: Option<Arc<str>>,
     pub values: Values,
     interner: Interner,
+    keys: jsonl::KeyCache,
 }
 
 impl Fields {

@@ -36,12 +36,14 @@ fn object(line: &str, s: &Schema, f: &mut Fields) -> Option<()> {
     if b.get(i) == Some(&b'}') {
         i += 1;
     } else {
+        let mut nth = 0;
         loop {
             if b.get(i) != Some(&b'"') {
                 return None;
             }
             let close = string_end(b, i + 1)?;
-            let key = Key::of(&b[i + 1..close], s);
+            let key = f.keys.classify(nth, &b[i + 1..close], s);
+            nth += 1;
             i = skip_ws(b, close + 1);
             if b.get(i) != Some(&b':') {
                 return None;
