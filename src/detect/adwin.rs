@@ -180,6 +180,7 @@ struct Window {
     width: f64,
     /// Updates since the last check on the clock (river counts all updates
     /// and checks when the count is a multiple of `clock`: the same).
+    #[serde(rename = "since_check")]
     tick: u32,
     /// What the last checks learnt about the cuts: derived from the buckets,
     /// so not saved, and rebuilt when needed.
@@ -781,6 +782,21 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 70, "only {checked} cases");
+    }
+
+    /// A state saved before `tick` counted from the last check (it counted
+    /// every update) is refused rather than read with a shifted clock.
+    #[test]
+    fn a_state_with_the_old_tick_is_refused() {
+        let mut d = Adwin::new(Config::default());
+        for i in 0..100 {
+            d.update(f64::from(i % 7), 0);
+        }
+        let saved = d.save();
+        assert!(serde_json::from_value::<Adwin>(saved.clone()).is_ok());
+        let old = saved.to_string().replace("\"since_check\"", "\"tick\"");
+        assert_ne!(old, saved.to_string());
+        assert!(serde_json::from_str::<Adwin>(&old).is_err());
     }
 
     /// The screen must be invisible: the same positions with it as without.
