@@ -537,8 +537,15 @@ impl Follower {
                 }
             }
             if f.head.len() < identity::HEAD && (f.head.len() as u64) < f.offset {
+                // The file may have been truncated and rewritten since the
+                // lines were read: keep the head only if it extends the one
+                // already known and the file still reaches the offset, or a
+                // copy of what was read would not be recognised.
                 let head = identity::head_of(&f.file).unwrap_or_default();
-                f.head = head[..head.len().min(f.offset as usize)].to_vec();
+                let size = f.file.metadata().map(|m| m.len()).unwrap_or(0);
+                if head.starts_with(&f.head) && size >= f.offset {
+                    f.head = head[..head.len().min(f.offset as usize)].to_vec();
+                }
             }
             let id = (f.dev, f.ino);
             if self.pending_copies.iter().any(|(_, of)| *of == id) {
