@@ -17,7 +17,7 @@ use crate::rejects::Rejects;
 use crate::report::{self, Reporter, Summary};
 use crate::retrain::ClockMode;
 use crate::source::read_ahead::ReadAhead;
-use crate::source::{FileSource, Item};
+use crate::source::{FileSource, FileStats, Item};
 use crate::trigger::{RetrainTrigger, TriggerOptions};
 
 pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -97,35 +97,53 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     rejects.finish()?;
 
     let counts = pipeline.counts();
-    let elapsed = started.elapsed().as_secs_f64();
-    let summary = Summary {
-        files: source.stats().len() as u64,
-        bytes: source.bytes_read(),
+    let summary = summary(
+        &pipeline,
+        counts,
+        rejects.count(),
+        trigger.as_ref(),
+        started.elapsed().as_secs_f64(),
+        source.bytes_read(),
+        source.stats().to_vec(),
+    );
+    reporter
+        .finish(&summary)
+        .context("cannot write the report")?;
+
+    Ok(exit_code(&args.run, &config, counts, trigger.as_ref()))
+}
+
+/// The summary of a run (replay or watch) that read `bytes` from `inputs`;
+/// `counts` are this run's (watch subtracts what a checkpoint carried in).
+pub fn summary(
+    pipeline: &Pipeline,
+    counts: Counts,
+    rejected: u64,
+    trigger: Option<&RetrainTrigger>,
+    elapsed_s: f64,
+    bytes: u64,
+    inputs: Vec<FileStats>,
+) -> Summary {
+    Summary {
+        files: inputs.len() as u64,
+        bytes,
         records: counts.records,
-        rejected: rejects.count(),
+        rejected,
         out_of_order: counts.out_of_order,
         streams: pipeline.streams(),
         windows: report::WindowCounts {
             warning: counts.windows_warning,
             drift: counts.windows_drift,
         },
-        retrains: trigger
-            .as_ref()
-            .map(RetrainTrigger::counts)
-            .unwrap_or_default(),
-        elapsed_s: elapsed,
-        records_per_s: if elapsed > 0.0 {
-            counts.records as f64 / elapsed
+        retrains: trigger.map(RetrainTrigger::counts).unwrap_or_default(),
+        elapsed_s,
+        records_per_s: if elapsed_s > 0.0 {
+            counts.records as f64 / elapsed_s
         } else {
             0.0
         },
-        inputs: source.stats().to_vec(),
-    };
-    reporter
-        .finish(&summary)
-        .context("cannot write the report")?;
-
-    Ok(exit_code(&args.run, &config, counts, trigger.as_ref()))
+        inputs,
+    }
 }
 
 /// The exit code of a run that read its input: 1 for a window at the

@@ -23,13 +23,13 @@ use crate::cli::WatchArgs;
 use crate::exit_code::{ExitCode, Failure};
 use crate::pipeline::{Counts, Pipeline};
 use crate::rejects::Rejects;
-use crate::report::{self, Reporter, Summary};
+use crate::report::Reporter;
 use crate::retrain::ClockMode;
 use crate::source::Item;
 use crate::trigger::RetrainTrigger;
 use crate::watch::{Flow, Follower, Wake};
 
-use super::replay::{load_config, open_output, report_format, trigger_options};
+use super::replay::{load_config, open_output, report_format, summary, trigger_options};
 
 /// The SIGINT and SIGTERM flags, and one for either (which also cancels a
 /// running training command).
@@ -259,30 +259,16 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             .saturating_sub(start_counts.windows_drift),
     };
     let inputs = follower.stats();
-    let elapsed = started.elapsed().as_secs_f64();
-    let summary = Summary {
-        files: inputs.len() as u64,
-        bytes: inputs.iter().map(|s| s.bytes).sum(),
-        records: counts.records,
-        rejected: rejects.count(),
-        out_of_order: counts.out_of_order,
-        streams: pipeline.streams(),
-        windows: report::WindowCounts {
-            warning: counts.windows_warning,
-            drift: counts.windows_drift,
-        },
-        retrains: trigger
-            .as_ref()
-            .map(RetrainTrigger::counts)
-            .unwrap_or_default(),
-        elapsed_s: elapsed,
-        records_per_s: if elapsed > 0.0 {
-            counts.records as f64 / elapsed
-        } else {
-            0.0
-        },
+    let bytes = inputs.iter().map(|s| s.bytes).sum();
+    let summary = summary(
+        &pipeline,
+        counts,
+        rejects.count(),
+        trigger.as_ref(),
+        started.elapsed().as_secs_f64(),
+        bytes,
         inputs,
-    };
+    );
     if follower.truncations > 0 {
         log::warn!("{} truncation(s) seen", follower.truncations);
     }

@@ -748,6 +748,7 @@ mod tests {
     use super::*;
     use crate::detect::DetectorConfig;
     use crate::detect::parity::{self, Fixture};
+    use crate::detect::synthetic::Rng;
     use proptest::prelude::*;
 
     fn config(direction: Direction, params: &serde_json::Value) -> Config {
@@ -922,18 +923,6 @@ mod tests {
         ]
     }
 
-    /// Deterministic uniform values in [0, 1) (SplitMix64).
-    fn uniform(seed: u64) -> impl FnMut() -> f64 {
-        let mut state = seed;
-        move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
-
     /// The skip must be invisible: it only settles checks without a cut.
     #[test]
     fn skip_never_hides_a_cut() {
@@ -947,7 +936,8 @@ mod tests {
                 )
             })
             .collect();
-        let mut u = uniform(3);
+        let mut rng = Rng::new(3);
+        let mut u = || rng.uniform();
         let noise: Vec<f64> = (0..30_000).map(|_| u() + u() - 1.0).collect();
         let shifted = |i: usize| if (i / 3000) % 2 == 1 { 0.3 } else { 0.0 };
         for (scale, offset) in [
@@ -1017,7 +1007,8 @@ mod tests {
     /// use: the whole point is that clock 1 does not scan every cut.
     #[test]
     fn skip_settles_stationary_checks() {
-        let mut u = uniform(11);
+        let mut rng = Rng::new(11);
+        let mut u = || rng.uniform();
         let values: Vec<f64> = (0..200_000)
             .map(|_| 0.5 + 0.1 * (u() + u() - 1.0))
             .collect();
