@@ -88,16 +88,17 @@ pub struct Interner {
 }
 
 impl Interner {
-    pub fn get(&mut self, s: &str) -> Arc<str> {
+    /// The name spelt by `s`, which the caller has found to be UTF-8 (other
+    /// bytes are replaced, and such a name is not kept).
+    pub fn get(&mut self, s: &[u8]) -> Arc<str> {
         // Logs interleave a handful of models: a linear scan beats hashing.
-        if let Some(found) = self
-            .names
-            .iter()
-            .find(|n| short_eq(n.as_bytes(), s.as_bytes()))
-        {
+        if let Some(found) = self.names.iter().find(|n| short_eq(n.as_bytes(), s)) {
             return found.clone();
         }
-        let name: Arc<str> = Arc::from(s);
+        let Ok(text) = std::str::from_utf8(s) else {
+            return Arc::from(String::from_utf8_lossy(s));
+        };
+        let name: Arc<str> = Arc::from(text);
         if self.names.len() < 256 {
             self.names.push(name.clone());
         }

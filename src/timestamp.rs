@@ -21,9 +21,22 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// Parses a timestamp string to UTC nanoseconds, or says what was expected.
 pub fn parse_str(s: &str) -> Result<i64, String> {
-    if let Some(t) = parse_fast(s.as_bytes()) {
+    parse_with(s.as_bytes(), &mut LastDate::default())
+}
+
+/// The date of the last timestamp of the common form and its day number.
+/// A log's timestamps change date about once a day, so a parser that keeps
+/// one of these skips the calendar arithmetic on nearly every line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LastDate(Option<([u8; 10], i64)>);
+
+/// [`parse_str`] of bytes, reusing (and updating) the day number in `last`.
+pub fn parse_with(b: &[u8], last: &mut LastDate) -> Result<i64, String> {
+    if let Some(t) = parse_fast(b, last) {
         return Ok(t);
     }
+    let expected = || "an RFC 3339 timestamp or \"YYYY-MM-DD HH:MM:SS\"".to_string();
+    let s = std::str::from_utf8(b).map_err(|_| expected())?;
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return to_nanos(dt.with_timezone(&Utc));
     }
@@ -32,8 +45,7 @@ pub fn parse_str(s: &str) -> Result<i64, String> {
             return to_nanos(naive.and_utc());
         }
     }
-    // A number written as a string is still a number of seconds (or ms).
-    Err("an RFC 3339 timestamp or \"YYYY-MM-DD HH:MM:SS\"".to_string())
+    Err(expected())
 }
 
 /// Converts a numeric timestamp (epoch seconds or milliseconds) to nanoseconds.
@@ -99,30 +111,31 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
+/// Two ASCII digits at `at`.
+fn two(b: &[u8], at: usize) -> Option<i64> {
+    digits(&b[at..at + 2])
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` (or a space for `T`); `None` for anything
 /// else, including out-of-range fields, so the slow path gives the error.
-fn parse_fast(b: &[u8]) -> Option<i64> {
+fn parse_fast(b: &[u8], last: &mut LastDate) -> Option<i64> {
     if b.len() < 20 || *b.last()? != b'Z' {
         return None;
     }
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, s) = (
-        digits(&b[11..13])?,
-        digits(&b[14..16])?,
-        digits(&b[17..19])?,
-    );
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
-        return None;
-    }
-    if !(1678..=2261).contains(&y) {
+    let date = &b[..10];
+    let days = match last.0 {
+        Some((known, days)) if known == date => days,
+        _ => {
+            let days = days_of(date)?;
+            last.0 = Some((date.try_into().ok()?, days));
+            days
+        }
+    };
+    let (h, mi, s) = (two(b, 11)?, two(b, 14)?, two(b, 17)?);
+    if h > 23 || mi > 59 || s > 59 {
         return None;
     }
     let rest = &b[19..b.len() - 1];
@@ -133,8 +146,21 @@ fn parse_fast(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
     Some(secs * NANOS_PER_SEC + frac)
+}
+
+/// The day number of a valid `YYYY-MM-DD` in the years `i64` nanoseconds
+/// can hold.
+fn days_of(date: &[u8]) -> Option<i64> {
+    if date[4] != b'-' || date[7] != b'-' {
+        return None;
+    }
+    let (y, mo, d) = (digits(&date[0..4])?, two(date, 5)?, two(date, 8)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || !(1678..=2261).contains(&y) {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d))
 }
 
 #[cfg(test)]
@@ -172,7 +198,29 @@ mod tests {
                 .unwrap()
                 .timestamp_nanos_opt()
                 .unwrap();
-            assert_eq!(parse_fast(s.as_bytes()), Some(chrono), "{s}");
+            assert_eq!(
+                parse_fast(s.as_bytes(), &mut LastDate::default()),
+                Some(chrono),
+                "{s}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Reusing the last date's day number never changes a result: a
+        /// sequence parsed with one `LastDate` gives what each string gives
+        /// alone, bad dates and times next to good ones included.
+        #[test]
+        fn a_kept_date_changes_no_result(
+            stamps in proptest::collection::vec(
+                "(2024-03-0[1-2]|2023-02-2[89]|2024-02-30|2024-13-01|1677-12-31|2262-01-01|\\x00{4}-\\x00{2}-\\x00{2})[T ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](\\.[0-9]{0,10})?(Z|\\+01:00|)",
+                1..20,
+            ),
+        ) {
+            let mut last = LastDate::default();
+            for s in &stamps {
+                proptest::prop_assert_eq!(parse_with(s.as_bytes(), &mut last), parse_str(s), "{}", s);
+            }
         }
     }
 

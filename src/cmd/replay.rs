@@ -61,7 +61,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut reporter = Reporter::new(format, out, !quiet);
     let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
     let mut pipeline = Pipeline::new(&config);
-    let mut source = ReadAhead::spawn(FileSource::new(
+    let mut source = ReadAhead::new(FileSource::new(
         args.files.clone(),
         config.input.format,
         Arc::new(config.schema()),

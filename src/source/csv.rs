@@ -136,14 +136,14 @@ impl Layout {
                             Ok(f) if looks_numeric(text) => {
                                 crate::timestamp::from_number(f, schema.unit)
                             }
-                            _ => super::timestamp_str(text),
+                            _ => fields.time_of(text.as_bytes()),
                         },
                     };
                     fields.time =
                         Some(t.map_err(|e| FieldError::bad(&schema.timestamp, e, quoted(text)))?);
                 }
-                Column::Model => fields.set_model(text),
-                Column::Version => fields.set_version(text),
+                Column::Model => fields.set_model(text.as_bytes()),
+                Column::Version => fields.set_version(text.as_bytes()),
                 Column::Metric(slot) => {
                     let x = match text {
                         "true" | "TRUE" | "True" => 1.0,

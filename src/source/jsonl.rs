@@ -19,12 +19,14 @@ mod fast;
 /// Parses one line into `fields` (freshly reset), or says what is wrong
 /// with it.
 ///
-/// Takes `&str` because the caller has validated UTF-8 once for the whole
-/// line; serde_json then skips validating every string again.
-pub fn parse(line: &str, schema: &Schema, fields: &mut Fields) -> Result<(), FieldError> {
+/// The fast path checks UTF-8 only inside strings that are not ASCII. A
+/// line it cannot take is validated whole before serde_json parses it as a
+/// `&str`, so serde_json skips validating every string again.
+pub fn parse(line: &[u8], schema: &Schema, fields: &mut Fields) -> Result<(), FieldError> {
     if fast::parse(line, schema, fields) {
         return Ok(());
     }
+    let line = super::utf8(line)?;
     fields.reset(schema.metrics.len());
     parse_serde(line, schema, fields)
 }
@@ -238,7 +240,7 @@ impl LineVisitor<'_> {
         match key {
             Key::Timestamp => {
                 let t = match &value {
-                    Scalar::Str(text) => super::timestamp_str(text),
+                    Scalar::Str(text) => self.fields.time_of(text.as_bytes()),
                     Scalar::Int(i) => crate::timestamp::from_int(*i, s.unit),
                     Scalar::Float(f) => crate::timestamp::from_number(*f, s.unit),
                     Scalar::Null => return Ok(()),
@@ -260,9 +262,9 @@ impl LineVisitor<'_> {
                     other => return Err(FieldError::bad(field, "a string", other.found())),
                 };
                 if let Key::Model = key {
-                    self.fields.set_model(&text);
+                    self.fields.set_model(text.as_bytes());
                 } else {
-                    self.fields.set_version(&text);
+                    self.fields.set_version(text.as_bytes());
                 }
             }
             Key::Metric(slot) => {
@@ -338,12 +340,12 @@ mod tests {
     /// with whether the fast path took the line.
     fn check(line: &str, unit: Unit) -> (Outcome, bool) {
         let s = schema(unit);
-        let got = run(parse, line, &s);
+        let got = run(|l, s, f| parse(l.as_bytes(), s, f), line, &s);
         let want = run(parse_serde, line, &s);
         assert_eq!(got, want, "{line:?}");
         let mut f = Fields::default();
         f.reset(s.metrics.len());
-        (got, fast::parse(line, &s, &mut f))
+        (got, fast::parse(line.as_bytes(), &s, &mut f))
     }
 
     const T: &str = r#""timestamp":"2024-03-01T00:00:00Z""#;
@@ -368,6 +370,29 @@ mod tests {
         let values: Vec<f64> = values.into_iter().map(f64::from_bits).collect();
         assert_eq!(values[..3], [1.0, 1.0, 45.0]);
         assert!(values[X].is_nan());
+    }
+
+    #[test]
+    fn non_ascii_strings_stay_on_the_fast_path_and_bad_utf8_leaves_it() {
+        let s = schema(Unit::S);
+        let mut f = Fields::default();
+        f.reset(s.metrics.len());
+        let line = format!("{{{T},\"model_id\":\"détection\",\"request_id\":\"ü\"}}");
+        assert!(fast::parse(line.as_bytes(), &s, &mut f));
+        assert_eq!(f.model.as_deref(), Some("détection"));
+        for line in [
+            &b"{\"request_id\":\"\xc3\x28\"}"[..],
+            b"{\"x\":1,\"\xff\":2}",
+            b"{\"model_id\":\"abcdefgh\xe2\x82\"}",
+            b"{\"x\":1}\xa0",
+        ] {
+            f.reset(s.metrics.len());
+            assert!(!fast::parse(line, &s, &mut f), "{line:?}");
+            assert!(
+                matches!(parse(line, &s, &mut f), Err(FieldError::Utf8(_))),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]
@@ -769,7 +794,7 @@ mod tests {
             let mut f = Fields::default();
             for line in &lines {
                 f.reset(s.metrics.len());
-                let result = parse(line, &s, &mut f);
+                let result = parse(line.as_bytes(), &s, &mut f);
                 let got = (
                     result,
                     f.time,

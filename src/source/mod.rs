@@ -25,10 +25,6 @@ use lines::{Line, LineReader};
 pub const TIMESTAMP_EXPECTED: &str =
     "an RFC 3339 timestamp, \"YYYY-MM-DD HH:MM:SS\" or epoch seconds";
 
-fn timestamp_str(text: &str) -> Result<i64, String> {
-    crate::timestamp::parse_str(text).map_err(|_| TIMESTAMP_EXPECTED.to_string())
-}
-
 /// The input format of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -71,6 +67,7 @@ pub struct Fields {
     pub values: Values,
     interner: Interner,
     keys: jsonl::KeyCache,
+    last_date: crate::timestamp::LastDate,
 }
 
 impl Fields {
@@ -82,7 +79,14 @@ impl Fields {
         self.values.resize(metrics, f64::NAN);
     }
 
-    fn set_model(&mut self, s: &str) {
+    /// Reads a timestamp string, reusing the previous line's day number.
+    fn time_of(&mut self, text: &[u8]) -> Result<i64, String> {
+        crate::timestamp::parse_with(text, &mut self.last_date)
+            .map_err(|_| TIMESTAMP_EXPECTED.to_string())
+    }
+
+    /// Sets the model id from a string's UTF-8 bytes.
+    fn set_model(&mut self, s: &[u8]) {
         self.model = if s.is_empty() {
             None
         } else {
@@ -90,7 +94,8 @@ impl Fields {
         };
     }
 
-    fn set_version(&mut self, s: &str) {
+    /// Sets the model version from a string's UTF-8 bytes.
+    fn set_version(&mut self, s: &[u8]) {
         self.version = if s.is_empty() {
             None
         } else {
@@ -248,29 +253,36 @@ impl Decoder {
 
     /// Parses into `self.fields`; `Ok(false)` for a CSV header line.
     fn parse(&mut self, bytes: &[u8], schema: &Schema) -> Result<bool, FieldError> {
-        // simdutf8 validates ASCII-heavy lines several times faster than std.
-        let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
-            let at = std::str::from_utf8(bytes)
-                .err()
-                .map_or(0, |e| e.valid_up_to());
-            return Err(FieldError::Utf8(at));
-        };
         self.fields.reset(schema.metrics.len());
         match self.format {
-            Format::Jsonl => jsonl::parse(text, schema, &mut self.fields)?,
-            Format::Csv => match &mut self.csv {
-                None => {
-                    self.csv = Some(csv::Layout::from_header(bytes, schema)?);
-                    return Ok(false);
+            Format::Jsonl => jsonl::parse(bytes, schema, &mut self.fields)?,
+            Format::Csv => {
+                utf8(bytes)?;
+                match &mut self.csv {
+                    None => {
+                        self.csv = Some(csv::Layout::from_header(bytes, schema)?);
+                        return Ok(false);
+                    }
+                    Some(layout) => layout.parse(bytes, schema, &mut self.fields)?,
                 }
-                Some(layout) => layout.parse(bytes, schema, &mut self.fields)?,
-            },
+            }
         }
         if self.fields.time.is_none() {
             return Err(FieldError::MissingTimestamp(schema.timestamp.clone()));
         }
         Ok(true)
     }
+}
+
+/// The line as text, or where its UTF-8 goes wrong.
+fn utf8(bytes: &[u8]) -> Result<&str, FieldError> {
+    // simdutf8 validates ASCII-heavy lines several times faster than std.
+    simdutf8::basic::from_utf8(bytes).map_err(|_| {
+        let at = std::str::from_utf8(bytes)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        FieldError::Utf8(at)
+    })
 }
 
 /// Opens a file (or stdin for `-`), decompressing gzip found by its magic

@@ -33,19 +33,47 @@ enum Message {
     Done(Vec<FileStats>),
 }
 
-/// A [`FileSource`] running on its own thread; take its items batch by
-/// batch with [`ReadAhead::next_batch`].
+/// A [`FileSource`] read ahead on its own thread, or in place when the
+/// process may use only one CPU; take its items batch by batch with
+/// [`ReadAhead::next_batch`].
 pub struct ReadAhead {
-    rx: Receiver<Message>,
-    /// Spent batches, back to the reader.
-    spent: Sender<Vec<Item>>,
+    mode: Mode,
     batch: Vec<Item>,
     bytes: u64,
     stats: Vec<FileStats>,
-    thread: Option<JoinHandle<()>>,
+}
+
+enum Mode {
+    Thread {
+        rx: Receiver<Message>,
+        /// Spent batches, back to the reader.
+        spent: Sender<Vec<Item>>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// One CPU (say, under `taskset` or a one-CPU container): a second
+    /// thread would only add context switches, so batches are filled on
+    /// the caller's thread. `source` is `None` once it has ended; `failed`
+    /// holds an error until the items read before it have been taken.
+    Inline {
+        source: Option<Box<FileSource>>,
+        failed: Option<anyhow::Error>,
+    },
 }
 
 impl ReadAhead {
+    /// Reads ahead on a second thread if the process may run on more than
+    /// one CPU (`std::thread::available_parallelism` honours the affinity
+    /// mask and cgroup quota), in place otherwise.
+    pub fn new(source: FileSource) -> ReadAhead {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus > 1 {
+            ReadAhead::spawn(source)
+        } else {
+            ReadAhead::inline(source)
+        }
+    }
+
+    /// Reads ahead on a second thread.
     pub fn spawn(source: FileSource) -> ReadAhead {
         let (tx, rx) = sync_channel(DEPTH);
         let (spent, recycled) = channel();
@@ -53,13 +81,23 @@ impl ReadAhead {
             .name("mmon-read".into())
             .spawn(move || produce(source, &tx, &recycled))
             .ok();
+        ReadAhead::with(Mode::Thread { rx, spent, thread })
+    }
+
+    /// Reads on the caller's thread, a batch per [`ReadAhead::next_batch`].
+    pub fn inline(source: FileSource) -> ReadAhead {
+        ReadAhead::with(Mode::Inline {
+            source: Some(Box::new(source)),
+            failed: None,
+        })
+    }
+
+    fn with(mode: Mode) -> ReadAhead {
         ReadAhead {
-            rx,
-            spent,
+            mode,
             batch: Vec::new(),
             bytes: 0,
             stats: Vec::new(),
-            thread,
         }
     }
 
@@ -68,11 +106,35 @@ impl ReadAhead {
     /// the reader thread.
     pub fn next_batch(&mut self) -> anyhow::Result<Option<&[Item]>> {
         let spent = std::mem::take(&mut self.batch);
+        let (rx, spent_tx, thread) = match &mut self.mode {
+            Mode::Thread { rx, spent, thread } => (rx, spent, thread),
+            Mode::Inline { source, failed } => {
+                if let Some(e) = failed.take() {
+                    return Err(e);
+                }
+                let Some(reader) = source else {
+                    return Ok(None);
+                };
+                let mut items = spent;
+                items.clear();
+                *failed = fill(reader, &mut items);
+                self.bytes = reader.bytes_read();
+                if failed.is_some() || items.len() < BATCH {
+                    self.stats = reader.stats.clone();
+                    *source = None;
+                }
+                if items.is_empty() {
+                    return failed.take().map_or(Ok(None), Err);
+                }
+                self.batch = items;
+                return Ok(Some(&self.batch));
+            }
+        };
         if spent.capacity() > 0 {
             // If the reader has finished it drops the batch here instead.
-            let _ = self.spent.send(spent);
+            let _ = spent_tx.send(spent);
         }
-        match self.rx.recv() {
+        match rx.recv() {
             Ok(Message::Items(items, bytes)) => {
                 self.batch = items;
                 self.bytes = bytes;
@@ -81,20 +143,19 @@ impl ReadAhead {
             Ok(Message::Failed(e)) => Err(e),
             Ok(Message::Done(stats)) => {
                 self.stats = stats;
-                if let Some(t) = self.thread.take() {
+                if let Some(t) = thread.take() {
                     let _ = t.join();
                 }
                 Ok(None)
             }
-            Err(_) if self.thread.is_none() => Ok(None),
+            Err(_) if thread.is_none() => Ok(None),
             Err(_) => {
                 // The reader thread ended without saying so: it panicked.
-                self.thread = None;
+                *thread = None;
                 anyhow::bail!("the reader thread stopped unexpectedly (a bug)")
             }
         }
     }
-
     /// Bytes the reader has consumed so far (ahead of the pipeline).
     pub fn bytes_read(&self) -> u64 {
         self.bytes
@@ -104,6 +165,21 @@ impl ReadAhead {
     pub fn stats(&self) -> &[FileStats] {
         &self.stats
     }
+}
+
+/// Moves items from `source` into `items` until there is a batch or the
+/// source ends; returns the error that stopped the source, if one did.
+fn fill(source: &mut FileSource, items: &mut Vec<Item>) -> Option<anyhow::Error> {
+    for item in source.by_ref() {
+        match item {
+            Ok(item) => items.push(item),
+            Err(e) => return Some(e),
+        }
+        if items.len() == BATCH {
+            break;
+        }
+    }
+    None
 }
 
 fn produce(mut source: FileSource, tx: &SyncSender<Message>, recycled: &Receiver<Vec<Item>>) {
@@ -117,19 +193,7 @@ fn produce(mut source: FileSource, tx: &SyncSender<Message>, recycled: &Receiver
             }
             Err(_) => Vec::with_capacity(BATCH),
         };
-        let mut failed = None;
-        for item in source.by_ref() {
-            match item {
-                Ok(item) => items.push(item),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            if items.len() == BATCH {
-                break;
-            }
-        }
+        let failed = fill(&mut source, &mut items);
         let last = failed.is_some() || items.len() < BATCH;
         if !items.is_empty() && tx.send(Message::Items(items, source.bytes_read())).is_err() {
             return; // the consumer stopped early
@@ -142,5 +206,58 @@ fn produce(mut source: FileSource, tx: &SyncSender<Message>, recycled: &Receiver
             let _ = tx.send(end);
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// Every item, then the error or the per-file counts, as text.
+    fn drain(mut source: ReadAhead) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            match source.next_batch() {
+                Ok(Some(batch)) => out.extend(batch.iter().map(|item| format!("{item:?}"))),
+                Ok(None) => {
+                    out.push(format!("{:?}", source.stats()));
+                    return out;
+                }
+                Err(e) => {
+                    out.push(format!("error: {e:#}"));
+                    return out;
+                }
+            }
+        }
+    }
+
+    fn source(paths: &[&str]) -> FileSource {
+        let schema = Config::embedded().schema();
+        let paths = paths.iter().map(|p| format!("fixtures/{p}")).collect();
+        FileSource::new(paths, None, Arc::new(schema))
+    }
+
+    #[test]
+    fn both_ways_yield_the_same_items_in_the_same_order() {
+        let files = ["metrics.jsonl", "bad.jsonl", "metrics.csv"];
+        let threaded = drain(ReadAhead::spawn(source(&files)));
+        assert!(threaded.len() > 3 * BATCH, "{}", threaded.len());
+        assert_eq!(drain(ReadAhead::inline(source(&files))), threaded);
+    }
+
+    #[test]
+    fn a_failing_file_ends_both_ways_after_the_items_before_it() {
+        let files = ["bad.jsonl", "no-such-file.jsonl", "metrics.jsonl"];
+        let threaded = drain(ReadAhead::spawn(source(&files)));
+        let last = threaded.last().unwrap();
+        assert!(
+            last.starts_with("error: cannot open fixtures/no-such-file.jsonl"),
+            "{last}"
+        );
+        assert!(threaded.len() > 2);
+        assert_eq!(drain(ReadAhead::inline(source(&files))), threaded);
     }
 }

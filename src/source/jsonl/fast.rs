@@ -17,17 +17,21 @@
 
 use super::Key;
 use crate::record::Schema;
-use crate::source::{Fields, timestamp_str};
+use crate::source::Fields;
 use crate::timestamp;
 
 /// Parses `line` into `fields` if it is a flat object of plain scalars that
 /// the schema accepts; `false` otherwise, leaving `fields` partly written.
-pub(super) fn parse(line: &str, schema: &Schema, fields: &mut Fields) -> bool {
+///
+/// Takes bytes that may not be UTF-8: every byte outside strings must be
+/// one of JSON's ASCII tokens anyway, and a string holding non-ASCII bytes
+/// is validated on its own, so a line this path takes is valid UTF-8 and
+/// the common all-ASCII line is never validated separately.
+pub(super) fn parse(line: &[u8], schema: &Schema, fields: &mut Fields) -> bool {
     object(line, schema, fields).is_some()
 }
 
-fn object(line: &str, s: &Schema, f: &mut Fields) -> Option<()> {
-    let b = line.as_bytes();
+fn object(b: &[u8], s: &Schema, f: &mut Fields) -> Option<()> {
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
@@ -49,7 +53,7 @@ fn object(line: &str, s: &Schema, f: &mut Fields) -> Option<()> {
                 return None;
             }
             i = skip_ws(b, i + 1);
-            i = skip_ws(b, value(line, i, key, s, f)?);
+            i = skip_ws(b, value(b, i, key, s, f)?);
             match b.get(i) {
                 Some(b',') => i = skip_ws(b, i + 1),
                 Some(b'}') => {
@@ -65,16 +69,16 @@ fn object(line: &str, s: &Schema, f: &mut Fields) -> Option<()> {
 
 /// Reads the value starting at `i` (not whitespace) for `key`; returns the
 /// index just past it.
-fn value(line: &str, i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<usize> {
-    let b = line.as_bytes();
+fn value(b: &[u8], i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<usize> {
     match *b.get(i)? {
         b'"' => {
             let close = string_end(b, i + 1)?;
+            let text = &b[i + 1..close];
             match key {
                 Key::Other => {}
-                Key::Timestamp => f.time = Some(timestamp_str(line.get(i + 1..close)?).ok()?),
-                Key::Model => f.set_model(line.get(i + 1..close)?),
-                Key::Version => f.set_version(line.get(i + 1..close)?),
+                Key::Timestamp => f.time = Some(f.time_of(text).ok()?),
+                Key::Model => f.set_model(text),
+                Key::Version => f.set_version(text),
                 Key::Metric(_) => return None,
             }
             Some(close + 1)
@@ -84,14 +88,14 @@ fn value(line: &str, i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<u
             match key {
                 Key::Other => {}
                 Key::Timestamp => {
-                    let t = match parts.value(line, i..end)? {
+                    let t = match parts.value(b, i..end)? {
                         Number::Int(n) => timestamp::from_int(n, s.unit),
                         Number::Float(x) => timestamp::from_number(x, s.unit),
                     };
                     f.time = Some(t.ok()?);
                 }
                 Key::Metric(slot) => {
-                    let x = match parts.value(line, i..end)? {
+                    let x = match parts.value(b, i..end)? {
                         Number::Int(n) => n as f64,
                         Number::Float(x) => x,
                     };
@@ -130,33 +134,46 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The index of the `"` closing the string whose contents start at `i`;
-/// `None` at a backslash, a control character or the end of the line.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+/// `None` at a backslash, a control character, the end of the line, or
+/// contents that are not UTF-8.
+#[inline(always)]
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
     // Eight bytes at a time. Flipping bit 1 maps `"` (0x22) to 0x20 and
     // keeps control characters below it, so one "less than 0x21" test finds
     // both; a "zero" test after xor finds `\`. A byte's high bit in `hits`
     // marks a find; borrows only mark falsely above a true find, so the
-    // lowest mark is exact.
-    for chunk in b.get(i..)?.chunks_exact(8) {
-        let x = u64::from_le_bytes(chunk.try_into().ok()?);
-        let quote_or_control = x ^ (ONES * 0x02);
-        let backslash = x ^ (ONES * u64::from(b'\\'));
-        let hits = (quote_or_control.wrapping_sub(ONES * 0x21) & !quote_or_control)
-            | (backslash.wrapping_sub(ONES) & !backslash);
-        let hits = hits & HIGHS;
-        if hits != 0 {
-            i += (hits.trailing_zeros() / 8) as usize;
-            return (b[i] == b'"').then_some(i);
+    // lowest mark is exact. `high` gathers the bytes' own high bits (some
+    // past the close too, which only costs a needless UTF-8 check).
+    let mut i = start;
+    let mut high = 0;
+    let close = 'scan: {
+        for chunk in b.get(i..)?.chunks_exact(8) {
+            let x = u64::from_le_bytes(chunk.try_into().ok()?);
+            high |= x;
+            let quote_or_control = x ^ (ONES * 0x02);
+            let backslash = x ^ (ONES * u64::from(b'\\'));
+            let hits = (quote_or_control.wrapping_sub(ONES * 0x21) & !quote_or_control)
+                | (backslash.wrapping_sub(ONES) & !backslash);
+            let hits = hits & HIGHS;
+            if hits != 0 {
+                i += (hits.trailing_zeros() / 8) as usize;
+                break 'scan i;
+            }
+            i += 8;
         }
-        i += 8;
-    }
-    loop {
-        match *b.get(i)? {
-            b'"' => return Some(i),
-            b'\\' | 0..0x20 => return None,
-            _ => i += 1,
+        loop {
+            match *b.get(i)? {
+                b'"' | b'\\' | 0..0x20 => break 'scan i,
+                c => high |= u64::from(c),
+            }
+            i += 1;
         }
+    };
+    if b[close] != b'"' {
+        return None;
     }
+    let ascii = high & HIGHS == 0;
+    (ascii || std::str::from_utf8(&b[start..close]).is_ok()).then_some(close)
 }
 
 /// A number as serde_json hands it to the visitor: an integer literal that
@@ -263,7 +280,7 @@ const POW10: [f64; 23] = [
 impl Parts {
     /// The value of the number at `at` in `line`; `None` if it is out of
     /// range.
-    fn value(&self, line: &str, at: std::ops::Range<usize>) -> Option<Number> {
+    fn value(&self, line: &[u8], at: std::ops::Range<usize>) -> Option<Number> {
         let m = self.mantissa;
         let exact = self.digits <= 19;
         if self.integer && exact {
@@ -288,7 +305,10 @@ impl Parts {
             if self.negative { -x } else { x }
         } else {
             // Correctly rounded too, as serde_json's `float_roundtrip` is.
-            line.get(at)?.parse::<f64>().ok()?
+            std::str::from_utf8(line.get(at)?)
+                .ok()?
+                .parse::<f64>()
+                .ok()?
         };
         // serde_json rejects what rounds to infinity; those fields fail anyway.
         x.is_finite().then_some(Number::Float(x))
