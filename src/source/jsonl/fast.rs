@@ -45,14 +45,25 @@ fn object(b: &[u8], s: &Schema, f: &mut Fields) -> Option<()> {
             if b.get(i) != Some(&b'"') {
                 return None;
             }
-            let close = string_end(b, i + 1)?;
-            let key = f.keys.classify(nth, &b[i + 1..close], s);
+            let key = match f.keys.repeated(nth, &b[i + 1..], s) {
+                // The same key, closing quote and colon as in the last line.
+                Some((key, len)) => {
+                    i += 1 + len;
+                    key
+                }
+                None => {
+                    let close = string_end(b, i + 1)?;
+                    let colon = skip_ws(b, close + 1);
+                    if b.get(colon) != Some(&b':') {
+                        return None;
+                    }
+                    let key = f.keys.learn(nth, &b[i + 1..close], &b[i + 1..=colon], s);
+                    i = colon + 1;
+                    key
+                }
+            };
             nth += 1;
-            i = skip_ws(b, close + 1);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            i = skip_ws(b, i + 1);
+            i = skip_ws(b, i);
             i = skip_ws(b, value(b, i, key, s, f)?);
             match b.get(i) {
                 Some(b',') => i = skip_ws(b, i + 1),
