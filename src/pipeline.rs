@@ -9,7 +9,7 @@
 //! the position within the stream and a bounded history of recent positions,
 //! so a window can name the file, line and time of its estimated start.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ struct MonitorSpec {
 /// Where one position of a stream was read. `file` indexes
 /// [`Files`]: a plain number, so the hot path never touches the reference
 /// count of a name shared with the reader thread.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Seen {
     file: u32,
     line: u64,
@@ -85,33 +85,61 @@ impl Files {
 struct MetricStream {
     /// Values seen so far; the index of the next one.
     count: u64,
-    history: VecDeque<Seen>,
+    /// Where recent values were read: value `i` at `ring[i % HISTORY]`, a
+    /// ring of `min(count, HISTORY)` entries that is overwritten in place
+    /// once full.
+    ring: Vec<Seen>,
+    /// How many of the latest values `ring` knows: all of them, unless a
+    /// restored history was shorter.
+    known: usize,
 }
 
 impl MetricStream {
-    fn push(&mut self, seen: Seen) {
-        if self.history.len() == HISTORY {
-            self.history.pop_front();
+    /// A stream at `count` whose latest positions were `history`.
+    fn restored(count: u64, history: &[Seen]) -> MetricStream {
+        let size = usize::try_from(count).map_or(HISTORY, |c| c.min(HISTORY));
+        let known = history.len().min(size);
+        let mut ring = vec![Seen::default(); size];
+        let first = count - known as u64;
+        for (i, seen) in (first..).zip(&history[history.len() - known..]) {
+            ring[(i % HISTORY as u64) as usize] = *seen;
         }
-        self.history.push_back(seen);
+        MetricStream { count, ring, known }
+    }
+
+    #[inline]
+    fn push(&mut self, seen: Seen) {
+        if self.ring.len() < HISTORY {
+            self.ring.push(seen);
+        } else {
+            self.ring[(self.count % HISTORY as u64) as usize] = seen;
+        }
         self.count += 1;
+        self.known = (self.known + 1).min(HISTORY);
+    }
+
+    /// Where value `index` was read, if it is recent enough to be known.
+    fn seen(&self, index: u64) -> Option<&Seen> {
+        let back = self.count.checked_sub(index + 1)?;
+        if back >= self.known as u64 {
+            return None;
+        }
+        self.ring.get((index % HISTORY as u64) as usize)
+    }
+
+    /// The known positions, oldest first.
+    fn history(&self) -> impl Iterator<Item = &Seen> {
+        (self.count - self.known as u64..self.count).filter_map(|i| self.seen(i))
     }
 
     fn point(&self, index: u64, files: &Files) -> Point {
-        let back = self.count - 1 - index;
-        match usize::try_from(back)
-            .ok()
-            .filter(|&b| b < self.history.len())
-        {
-            Some(b) => {
-                let s = &self.history[self.history.len() - 1 - b];
-                Point {
-                    index,
-                    file: files.name(s.file),
-                    line: Some(s.line),
-                    timestamp: Some(s.time_ns),
-                }
-            }
+        match self.seen(index) {
+            Some(s) => Point {
+                index,
+                file: files.name(s.file),
+                line: Some(s.line),
+                timestamp: Some(s.time_ns),
+            },
             None => Point {
                 index,
                 file: None,
@@ -146,6 +174,8 @@ pub struct Counts {
 
 pub struct Pipeline {
     monitors: Vec<MonitorSpec>,
+    /// Per metric slot, the monitors on it in configuration order.
+    by_slot: Vec<Vec<usize>>,
     metric_count: usize,
     merge_gap: u64,
     reset_on_version_change: bool,
@@ -159,7 +189,7 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(config: &Config) -> Pipeline {
         let schema = config.schema();
-        let monitors = config
+        let monitors: Vec<MonitorSpec> = config
             .monitors
             .iter()
             .map(|m| MonitorSpec {
@@ -173,8 +203,15 @@ impl Pipeline {
                 }),
             })
             .collect();
+        let by_slot = (0..schema.metrics.len())
+            .map(|slot| {
+                let on_slot = |k: &usize| monitors[*k].slot == slot;
+                (0..monitors.len()).filter(on_slot).collect()
+            })
+            .collect();
         Pipeline {
             monitors,
+            by_slot,
             metric_count: schema.metrics.len(),
             merge_gap: config.report.merge_gap,
             reset_on_version_change: config.report.reset_on_version_change,
@@ -262,21 +299,22 @@ impl Pipeline {
             model.last_time = record.time_ns;
         }
 
-        let file = self.files.index(&record.pos.file);
+        let seen = Seen {
+            file: self.files.index(&record.pos.file),
+            line: record.pos.line,
+            time_ns: record.time_ns,
+        };
         for (slot, &x) in record.values.iter().enumerate() {
             if x.is_nan() {
                 continue;
             }
-            let seen = Seen {
-                file,
-                line: record.pos.line,
-                time_ns: record.time_ns,
+            let Some(stream) = self.models[mi].metrics.get_mut(slot) else {
+                continue;
             };
-            self.models[mi].metrics[slot].push(seen);
-            for k in 0..self.monitors.len() {
-                if self.monitors[k].slot == slot {
-                    self.observe(mi, k, x, record.time_ns, events);
-                }
+            stream.push(seen);
+            for j in 0..self.by_slot[slot].len() {
+                let k = self.by_slot[slot][j];
+                self.observe(mi, k, x, record.time_ns, events);
             }
         }
     }
@@ -452,8 +490,7 @@ impl Pipeline {
                     .iter()
                     .map(|s| {
                         let history = s
-                            .history
-                            .iter()
+                            .history()
                             .map(|h| (index_of(h.file), h.line, h.time_ns))
                             .collect();
                         (s.count, history)
@@ -497,21 +534,18 @@ impl Pipeline {
             }
             let mut metrics = Vec::with_capacity(m.metrics.len());
             for (count, history) in m.metrics {
-                let mut stream = MetricStream {
-                    count,
-                    history: VecDeque::with_capacity(history.len()),
-                };
+                let mut seen = Vec::with_capacity(history.len());
                 for (f, line, time_ns) in history {
                     let name = saved.files.get(f as usize).ok_or_else(|| {
                         RestoreError::Shape(format!("file index {f} out of range"))
                     })?;
-                    stream.history.push_back(Seen {
+                    seen.push(Seen {
                         file: p.files.index(name),
                         line,
                         time_ns,
                     });
                 }
-                metrics.push(stream);
+                metrics.push(MetricStream::restored(count, &seen));
             }
             let mut monitors = Vec::with_capacity(m.monitors.len());
             for (spec, sm) in p.monitors.iter().zip(m.monitors) {
@@ -643,5 +677,94 @@ mod tests {
         run(&mut p, &recs);
         assert_eq!(p.streams(), 2);
         assert_eq!(p.counts().out_of_order, 1);
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn seen(i: u64) -> Seen {
+        Seen {
+            file: (i % 3) as u32,
+            line: i + 1,
+            time_ns: i as i64 * 7,
+        }
+    }
+
+    /// The line of value `i` if the stream still knows it.
+    fn line(s: &MetricStream, i: u64) -> Option<u64> {
+        s.seen(i).map(|s| s.line)
+    }
+
+    #[test]
+    fn the_ring_keeps_exactly_the_latest_positions() {
+        let mut s = MetricStream::default();
+        for n in [
+            0,
+            1,
+            HISTORY as u64 - 1,
+            HISTORY as u64,
+            3 * HISTORY as u64 + 17,
+        ] {
+            while s.count < n {
+                s.push(seen(s.count));
+            }
+            let oldest = n.saturating_sub(HISTORY as u64);
+            for i in [
+                0,
+                oldest.saturating_sub(1),
+                oldest,
+                n.saturating_sub(1),
+                n,
+                n + 1,
+            ] {
+                let want = (i >= oldest && i < n).then_some(i + 1);
+                assert_eq!(line(&s, i), want, "value {i} of {n}");
+            }
+            let lines: Vec<u64> = s.history().map(|h| h.line).collect();
+            assert_eq!(lines, (oldest + 1..=n).collect::<Vec<_>>(), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_restored_stream_goes_on_as_the_saved_one() {
+        for n in [
+            0,
+            5,
+            HISTORY as u64,
+            HISTORY as u64 + 5,
+            2 * HISTORY as u64 + 1,
+        ] {
+            let mut a = MetricStream::default();
+            for i in 0..n {
+                a.push(seen(i));
+            }
+            let history: Vec<Seen> = a.history().copied().collect();
+            let mut b = MetricStream::restored(a.count, &history);
+            for i in n..n + HISTORY as u64 + 3 {
+                a.push(seen(i));
+                b.push(seen(i));
+                for j in [i.saturating_sub(HISTORY as u64), i / 2, i] {
+                    assert_eq!(line(&a, j), line(&b, j), "{n}: value {j} at {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_shorter_saved_history_knows_only_what_it_holds() {
+        let history: Vec<Seen> = (95..100).map(seen).collect();
+        let mut s = MetricStream::restored(100, &history);
+        assert_eq!(line(&s, 94), None);
+        assert_eq!(line(&s, 95), Some(96));
+        assert_eq!(line(&s, 99), Some(100));
+        s.push(seen(100));
+        assert_eq!(line(&s, 100), Some(101));
+        assert_eq!(line(&s, 94), None);
+        // A history longer than the count keeps only the latest `count`.
+        let s = MetricStream::restored(2, &history);
+        assert_eq!(s.history().map(|h| h.line).collect::<Vec<_>>(), [99, 100]);
+        assert_eq!(line(&s, 1), Some(100));
     }
 }
