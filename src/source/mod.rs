@@ -65,7 +65,9 @@ pub struct Fields {
     model: Option<Arc<str>>,
     version: Option<Arc<str>>,
     pub values: Values,
-    interner: Interner,
+    /// Model ids and versions apart, so each lookup scans only its kind.
+    models: Interner,
+    versions: Interner,
     keys: jsonl::KeyCache,
     last_date: crate::timestamp::LastDate,
 }
@@ -90,7 +92,7 @@ impl Fields {
         self.model = if s.is_empty() {
             None
         } else {
-            Some(self.interner.get(s))
+            Some(self.models.get(s))
         };
     }
 
@@ -99,23 +101,39 @@ impl Fields {
         self.version = if s.is_empty() {
             None
         } else {
-            Some(self.interner.get(s))
+            Some(self.versions.get(s))
         };
     }
 
+    #[inline]
     fn set_metric(&mut self, schema: &Schema, slot: usize, x: f64) -> Result<(), FieldError> {
-        let name = &schema.metrics[slot];
-        if !x.is_finite() {
-            return Err(FieldError::bad(name, "a finite number", x.to_string()));
+        let in_range = x.is_finite()
+            && match schema.ranges.get(slot) {
+                Some(Some((lo, hi))) => (*lo..=*hi).contains(&x),
+                _ => true,
+            };
+        match self.values.get_mut(slot) {
+            Some(value) if in_range => {
+                *value = x;
+                Ok(())
+            }
+            _ => Err(bad_metric(schema, slot, x)),
         }
-        if let Some((lo, hi)) = schema.ranges[slot]
-            && !(lo..=hi).contains(&x)
-        {
-            let expected = format!("a number in [{lo}, {hi}]");
-            return Err(FieldError::bad(name, expected, x.to_string()));
+    }
+}
+
+/// Why a monitored metric's value is refused.
+#[cold]
+fn bad_metric(schema: &Schema, slot: usize, x: f64) -> FieldError {
+    let name = schema.metrics.get(slot).map_or("", String::as_str);
+    if !x.is_finite() {
+        return FieldError::bad(name, "a finite number", x.to_string());
+    }
+    match schema.ranges.get(slot) {
+        Some(Some((lo, hi))) => {
+            FieldError::bad(name, format!("a number in [{lo}, {hi}]"), x.to_string())
         }
-        self.values[slot] = x;
-        Ok(())
+        _ => FieldError::bad(name, "a finite number", x.to_string()),
     }
 }
 

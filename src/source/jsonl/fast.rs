@@ -134,7 +134,16 @@ fn value(b: &[u8], i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<usi
     }
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
+#[inline(always)]
+fn skip_ws(b: &[u8], i: usize) -> usize {
+    // Most lines are compact: one test settles nearly every call.
+    match b.get(i) {
+        Some(&c) if c > b' ' => i,
+        _ => skip_ws_loop(b, i),
+    }
+}
+
+fn skip_ws_loop(b: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
         i += 1;
     }
