@@ -67,8 +67,10 @@ impl ReadAhead {
     pub fn new(source: FileSource) -> ReadAhead {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         if cpus > 1 {
+            log::info!("{cpus} CPUs: parsing on a second thread");
             ReadAhead::spawn(source)
         } else {
+            log::info!("one CPU: parsing in place");
             ReadAhead::inline(source)
         }
     }

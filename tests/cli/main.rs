@@ -19,6 +19,8 @@ use serde_json::Value;
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
 struct Mmon {
+    /// A program that runs `mmon` (such as `taskset -c 0`), if any.
+    under: Vec<String>,
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
     env: Vec<(String, String)>,
@@ -35,6 +37,7 @@ struct Outcome {
 impl Mmon {
     fn new(args: &[&str]) -> Mmon {
         Mmon {
+            under: Vec::new(),
             args: args.iter().map(|s| s.to_string()).collect(),
             stdin: None,
             env: Vec::new(),
@@ -64,8 +67,22 @@ impl Mmon {
         self
     }
 
+    /// Runs `mmon` through `program` (its name and first arguments).
+    fn under(mut self, program: &[&str]) -> Mmon {
+        self.under = program.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmon"));
+        let mmon = env!("CARGO_BIN_EXE_mmon");
+        let mut cmd = match self.under.split_first() {
+            Some((program, first)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(first).arg(mmon);
+                cmd
+            }
+            None => Command::new(mmon),
+        };
         cmd.args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("MMON_CONFIG")

@@ -681,3 +681,51 @@ fn completions_and_man_page_come_from_the_same_command() {
     let help = Mmon::new(&["replay", "--help"]).run();
     assert!(help.stdout.contains("130  interrupted by SIGINT"));
 }
+
+/// With one CPU (here `taskset -c 0`) replay parses in place instead of on
+/// a second thread, and reports exactly the same windows and counts.
+#[test]
+fn one_cpu_parses_in_place_and_reports_the_same() {
+    if std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("taskset is not installed: skipping the one-CPU run");
+        return;
+    }
+    let run = |pinned: bool| {
+        let args = [
+            "replay",
+            "metrics.jsonl",
+            "bad.jsonl",
+            "metrics.csv",
+            "--format",
+            "json",
+            "-v",
+        ];
+        let mut mmon = Mmon::new(&args)
+            .fixture("metrics.jsonl")
+            .fixture("bad.jsonl")
+            .fixture("metrics.csv");
+        if pinned {
+            mmon = mmon.under(&["taskset", "-c", "0"]);
+        }
+        let out = mmon.run();
+        let mut report = out.json();
+        for timing in ["elapsed_s", "records_per_s"] {
+            report["summary"][timing] = Value::Null;
+        }
+        (out.code, report, out.stderr)
+    };
+    let (code, report, stderr) = run(true);
+    assert!(stderr.contains("one CPU: parsing in place"), "{stderr}");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(report["summary"]["rejected"].as_u64() > Some(0));
+    let (threaded_code, threaded, stderr) = run(false);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > 1 {
+        assert!(stderr.contains("parsing on a second thread"), "{stderr}");
+    }
+    assert_eq!((code, report), (threaded_code, threaded));
+}
