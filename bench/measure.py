@@ -4,7 +4,7 @@
 Usage: measure.py [--repeat N] -- CMD ARGS...   (stdout is discarded)
 
 With --repeat N the command runs N times and the report is the run with
-the median wall time, plus the fastest wall time (`wall_min_s`) and the
+the median wall time (the upper middle one for an even N), plus the fastest wall time (`wall_min_s`) and the
 largest peak RSS: on a shared VM one run can be 50% slower than the next,
 and the median of a few is a figure that repeats.
 

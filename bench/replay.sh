@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replay throughput with the embedded default configuration, side by side
-# with `wc -l` and `cat > /dev/null` on the same file, from one run:
-# wall seconds, records/s, MB/s and peak RSS, for 1M and 4M records (peak
+# with `wc -l` and `cat > /dev/null` on the same file, from one run of this
+# script: wall seconds, records/s, MB/s and peak RSS, for 1M and 4M records (peak
 # RSS must not grow with the input), and mmon pinned to one core with
 # taskset (the per-core figure: with one CPU mmon parses in place, with two
 # it parses on a second thread). Logs are generated once by the shared

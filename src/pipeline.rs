@@ -95,7 +95,9 @@ struct MetricStream {
 }
 
 impl MetricStream {
-    /// A stream at `count` whose latest positions were `history`.
+    /// A stream at `count` whose latest positions were `history`. Entries
+    /// beyond `min(count, HISTORY)` (which no build writes) are dropped,
+    /// oldest first.
     fn restored(count: u64, history: &[Seen]) -> MetricStream {
         let size = usize::try_from(count).map_or(HISTORY, |c| c.min(HISTORY));
         let known = history.len().min(size);

@@ -115,7 +115,8 @@ impl KeyCache {
 
     /// What the `nth` key of a line, named `k`, is to the schema; `span` is
     /// the key's text through its colon, which the caller has checked is a
-    /// plain string (no escapes or control characters) followed by `:`.
+    /// plain UTF-8 string (no escapes or control characters) followed by
+    /// `:`, so that [`KeyCache::repeated`] may take equal bytes as checked.
     fn learn(&mut self, nth: usize, k: &[u8], span: &[u8], s: &Schema) -> Key {
         let schema = std::ptr::from_ref(s) as usize;
         let key = Key::of(k, s);

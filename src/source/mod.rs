@@ -107,6 +107,7 @@ impl Fields {
 
     #[inline]
     fn set_metric(&mut self, schema: &Schema, slot: usize, x: f64) -> Result<(), FieldError> {
+        debug_assert!(slot < self.values.len(), "reset sizes values to the schema");
         let in_range = x.is_finite()
             && match schema.ranges.get(slot) {
                 Some(Some((lo, hi))) => (*lo..=*hi).contains(&x),

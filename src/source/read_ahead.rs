@@ -1,11 +1,14 @@
-//! Reading and parsing on a second thread, ahead of the pipeline.
+//! Reading and parsing on a second thread, ahead of the pipeline, when
+//! there is a second CPU to run it.
 //!
 //! Parsing JSON is most of replay's work and the detectors are a small part,
 //! so a second core pays off by running the [`FileSource`] on its own thread
 //! and handing records to the pipeline in batches through a bounded channel.
 //! Order is kept (one producer, one consumer), memory is bounded by the
 //! channel's depth, and the pipeline itself stays a plain loop. This is the
-//! only place replay uses a thread.
+//! only place replay uses a thread. With one CPU (or if the thread cannot
+//! start) the same batches are filled in place on the caller's thread,
+//! reusing one vector: the pipeline sees no difference.
 //!
 //! Spent batches travel back to the reader, which drops their records and
 //! refills the same vectors. Records share their file name, model id and
@@ -14,7 +17,7 @@
 //! cache lines between the two cores, which once cost more CPU than the
 //! second core saved.
 
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, SendError, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use super::{FileSource, FileStats, Item};
@@ -65,13 +68,19 @@ impl ReadAhead {
     /// one CPU (`std::thread::available_parallelism` honours the affinity
     /// mask and cgroup quota), in place otherwise.
     pub fn new(source: FileSource) -> ReadAhead {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cpus > 1 {
-            log::info!("{cpus} CPUs: parsing on a second thread");
-            ReadAhead::spawn(source)
-        } else {
-            log::info!("one CPU: parsing in place");
-            ReadAhead::inline(source)
+        match std::thread::available_parallelism().map(|n| n.get()) {
+            Ok(cpus) if cpus > 1 => {
+                log::info!("{cpus} CPUs: parsing on a second thread");
+                ReadAhead::spawn(source)
+            }
+            Ok(_) => {
+                log::info!("one CPU: parsing in place");
+                ReadAhead::inline(source)
+            }
+            Err(e) => {
+                log::info!("CPU count unknown ({e}): parsing in place");
+                ReadAhead::inline(source)
+            }
         }
     }
 
@@ -79,11 +88,31 @@ impl ReadAhead {
     pub fn spawn(source: FileSource) -> ReadAhead {
         let (tx, rx) = sync_channel(DEPTH);
         let (spent, recycled) = channel();
-        let thread = std::thread::Builder::new()
+        // The source is handed over once the thread runs, so that a thread
+        // that cannot start leaves it here to be read in place.
+        let (hand, handed) = sync_channel::<FileSource>(1);
+        let started = std::thread::Builder::new()
             .name("mmon-read".into())
-            .spawn(move || produce(source, &tx, &recycled))
-            .ok();
-        ReadAhead::with(Mode::Thread { rx, spent, thread })
+            .spawn(move || {
+                if let Ok(source) = handed.recv() {
+                    produce(source, &tx, &recycled);
+                }
+            });
+        let thread = match started {
+            Ok(thread) => thread,
+            Err(e) => {
+                log::warn!("cannot start a reader thread ({e}): parsing in place");
+                return ReadAhead::inline(source);
+            }
+        };
+        if let Err(SendError(source)) = hand.send(source) {
+            return ReadAhead::inline(source);
+        }
+        ReadAhead::with(Mode::Thread {
+            rx,
+            spent,
+            thread: Some(thread),
+        })
     }
 
     /// Reads on the caller's thread, a batch per [`ReadAhead::next_batch`].
@@ -104,8 +133,9 @@ impl ReadAhead {
     }
 
     /// The next items in file order, `Ok(None)` at the end of the input, or
-    /// the error that stopped the source. The previous batch goes back to
-    /// the reader thread.
+    /// the error that stopped the source (after the items read before it).
+    /// The previous batch goes back to the reader thread, or is refilled in
+    /// place.
     pub fn next_batch(&mut self) -> anyhow::Result<Option<&[Item]>> {
         let spent = std::mem::take(&mut self.batch);
         let (rx, spent_tx, thread) = match &mut self.mode {
@@ -158,6 +188,7 @@ impl ReadAhead {
             }
         }
     }
+
     /// Bytes the reader has consumed so far (ahead of the pipeline).
     pub fn bytes_read(&self) -> u64 {
         self.bytes
@@ -248,6 +279,33 @@ mod tests {
         let threaded = drain(ReadAhead::spawn(source(&files)));
         assert!(threaded.len() > 3 * BATCH, "{}", threaded.len());
         assert_eq!(drain(ReadAhead::inline(source(&files))), threaded);
+    }
+
+    #[test]
+    fn an_error_right_after_a_full_batch_comes_after_that_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("full.jsonl");
+        let line = "{\"timestamp\":1700000000,\"accuracy\":0.5}\n";
+        std::fs::write(&log, line.repeat(BATCH)).unwrap();
+        let paths = vec![
+            log.display().to_string(),
+            dir.path().join("missing.jsonl").display().to_string(),
+        ];
+        let schema = Arc::new(Config::embedded().schema());
+        for threaded in [false, true] {
+            let source = FileSource::new(paths.clone(), None, schema.clone());
+            let mut read = if threaded {
+                ReadAhead::spawn(source)
+            } else {
+                ReadAhead::inline(source)
+            };
+            assert_eq!(read.next_batch().unwrap().map(<[Item]>::len), Some(BATCH));
+            let e = read.next_batch().err().map(|e| format!("{e:#}"));
+            assert!(
+                e.is_some_and(|e| e.starts_with("cannot open")),
+                "{threaded}"
+            );
+        }
     }
 
     #[test]

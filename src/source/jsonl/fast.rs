@@ -8,8 +8,9 @@
 //! shape in one pass over the bytes, straight into [`Fields`].
 //!
 //! It never reports an error. Anything else — a backslash escape anywhere, a
-//! nested object or array, a control character in a string, any syntax
-//! problem, a value the schema rejects — makes it give up, and the caller
+//! nested object or array, a control character or bytes that are not UTF-8
+//! in a string, any syntax problem, a value the schema rejects — makes it
+//! give up, and the caller
 //! reparses the line from scratch with serde_json, which accepts all JSON
 //! and words every error message. What this path does accept it reads exactly
 //! as the serde path would, down to the bits of every float (checked against
