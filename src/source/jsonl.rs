@@ -330,14 +330,7 @@ mod tests {
         Vec<u64>,
     );
 
-    fn run(
-        parser: fn(&str, &Schema, &mut Fields) -> Result<(), FieldError>,
-        line: &str,
-        s: &Schema,
-    ) -> Outcome {
-        let mut f = Fields::default();
-        f.reset(s.metrics.len());
-        let result = parser(line, s, &mut f);
+    fn outcome(result: Result<(), FieldError>, f: &Fields) -> Outcome {
         (
             result,
             f.time,
@@ -347,11 +340,38 @@ mod tests {
         )
     }
 
+    /// Parses `line` with a fresh `Fields`.
+    fn run(
+        parser: fn(&str, &Schema, &mut Fields) -> Result<(), FieldError>,
+        line: &str,
+        s: &Schema,
+    ) -> Outcome {
+        reparse(parser, &mut Fields::default(), line, s)
+    }
+
+    /// Parses `line` with `f`, which may have read other lines before (as a
+    /// decoder's does: its caches remember them).
+    fn reparse(
+        parser: fn(&str, &Schema, &mut Fields) -> Result<(), FieldError>,
+        f: &mut Fields,
+        line: &str,
+        s: &Schema,
+    ) -> Outcome {
+        f.reset(s.metrics.len());
+        let result = parser(line, s, f);
+        outcome(result, f)
+    }
+
+    /// The public entry point, on the line's bytes.
+    fn parse_str(line: &str, s: &Schema, f: &mut Fields) -> Result<(), FieldError> {
+        parse(line.as_bytes(), s, f)
+    }
+
     /// Parses `line` both ways, asserts they agree, and returns the outcome
     /// with whether the fast path took the line.
     fn check(line: &str, unit: Unit) -> (Outcome, bool) {
         let s = schema(unit);
-        let got = run(|l, s, f| parse(l.as_bytes(), s, f), line, &s);
+        let got = run(parse_str, line, &s);
         let want = run(parse_serde, line, &s);
         assert_eq!(got, want, "{line:?}");
         let mut f = Fields::default();
@@ -815,15 +835,7 @@ mod tests {
             let s = schema(Unit::S);
             let mut f = Fields::default();
             for line in &lines {
-                f.reset(s.metrics.len());
-                let result = parse(line.as_bytes(), &s, &mut f);
-                let got = (
-                    result,
-                    f.time,
-                    f.model.as_deref().map(String::from),
-                    f.version.as_deref().map(String::from),
-                    f.values.iter().map(|x| x.to_bits()).collect(),
-                );
+                let got = reparse(parse_str, &mut f, line, &s);
                 prop_assert_eq!(got, run(parse_serde, line, &s), "{}", line);
             }
         }
@@ -841,15 +853,7 @@ mod tests {
             let mut f = Fields::default();
             for change in &changes {
                 for line in [base.clone(), change.apply(&base)] {
-                    f.reset(s.metrics.len());
-                    let result = parse(line.as_bytes(), &s, &mut f);
-                    let got = (
-                        result,
-                        f.time,
-                        f.model.as_deref().map(String::from),
-                        f.version.as_deref().map(String::from),
-                        f.values.iter().map(|x| x.to_bits()).collect(),
-                    );
+                    let got = reparse(parse_str, &mut f, &line, &s);
                     prop_assert_eq!(got, run(parse_serde, &line, &s), "{}", line);
                 }
             }

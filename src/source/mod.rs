@@ -127,15 +127,11 @@ impl Fields {
 #[cold]
 fn bad_metric(schema: &Schema, slot: usize, x: f64) -> FieldError {
     let name = schema.metrics.get(slot).map_or("", String::as_str);
-    if !x.is_finite() {
-        return FieldError::bad(name, "a finite number", x.to_string());
-    }
-    match schema.ranges.get(slot) {
-        Some(Some((lo, hi))) => {
-            FieldError::bad(name, format!("a number in [{lo}, {hi}]"), x.to_string())
-        }
-        _ => FieldError::bad(name, "a finite number", x.to_string()),
-    }
+    let expected = match schema.ranges.get(slot) {
+        Some(Some((lo, hi))) if x.is_finite() => format!("a number in [{lo}, {hi}]"),
+        _ => "a finite number".to_string(),
+    };
+    FieldError::bad(name, expected, x.to_string())
 }
 
 /// What is wrong with a bad line.

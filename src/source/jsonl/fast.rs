@@ -10,9 +10,8 @@
 //! It never reports an error. Anything else — a backslash escape anywhere, a
 //! nested object or array, a control character or bytes that are not UTF-8
 //! in a string, any syntax problem, a value the schema rejects — makes it
-//! give up, and the caller
-//! reparses the line from scratch with serde_json, which accepts all JSON
-//! and words every error message. What this path does accept it reads exactly
+//! give up, and the caller reparses the line from scratch with serde_json,
+//! which accepts all JSON and words every error message. What this path does accept it reads exactly
 //! as the serde path would, down to the bits of every float (checked against
 //! it by the property tests in `super`).
 
