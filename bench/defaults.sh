@@ -7,14 +7,13 @@
 # checks the same on smaller logs (tests/cli/default_config.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GEN=${MMON_GEN_METRICS:-../shared/bench/gen_metrics.py}
 mkdir -p target/bench
 cargo build --release --quiet
 
 gen() { # name args...
     local name=$1; shift
     [ -f "target/bench/$name.jsonl" ] ||
-        python3 "$GEN" "$@" --out "target/bench/$name.jsonl" --truth "target/bench/$name.jsonl.truth.json"
+        ./target/release/mmon generate --events 1000000 "$@" --out "target/bench/$name.jsonl" --truth "target/bench/$name.jsonl.truth.json"
 }
 for s in 1 2 3; do gen "stationary-s$s" --drift-at none --seed "$s"; done
 for s in 42 5 6; do gen "default-s$s" --seed "$s"; done

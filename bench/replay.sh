@@ -4,8 +4,8 @@
 # script: wall seconds, records/s, MB/s and peak RSS, for 1M and 4M records (peak
 # RSS must not grow with the input), and mmon pinned to one core with
 # taskset (the per-core figure: with one CPU mmon parses in place, with two
-# it parses on a second thread). Logs are generated once by the shared
-# generator and cached in target/bench/.
+# it parses on a second thread). Logs are generated once by `mmon generate`
+# and cached in target/bench/.
 #
 # Each command runs REPEAT times (default 5) and its median run is shown,
 # with the fastest wall time: on a shared VM one run can take 50% longer
@@ -15,7 +15,6 @@
 #   SIZES="1000000" REPEAT=9 bench/replay.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GEN=${MMON_GEN_METRICS:-../shared/bench/gen_metrics.py}
 SIZES=${SIZES:-"1000000 4000000"}
 REPEAT=${REPEAT:-5}
 mkdir -p target/bench
@@ -34,7 +33,7 @@ for n in $SIZES; do
     log=target/bench/m$n.jsonl
     if [ ! -f "$log" ]; then
         echo "generating $log ..." >&2
-        python3 "$GEN" --events "$n" --out "$log" --truth "$log.truth.json"
+        ./target/release/mmon generate --events "$n" --out "$log" --truth "$log.truth.json"
     fi
     size=$(stat -c %s "$log")
     echo "== $n records, $((size / 1000000)) MB: $log (median of $REPEAT runs)"

@@ -39,6 +39,9 @@ pub enum Command {
     Registry(crate::cmd::registry::RegistryArgs),
     /// Write a commented starter mmon.toml (the embedded default).
     Init(InitArgs),
+    /// Write a synthetic log with known drifts, and its ground truth.
+    #[command(after_help = GENERATE_EXAMPLES)]
+    Generate(GenerateArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -139,4 +142,76 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+const GENERATE_EXAMPLES: &str = "Examples:
+  mmon generate --events 300000 --out m.jsonl                 # and m.jsonl.truth.json
+  mmon generate --drift-at none --seed 3 --out stationary.jsonl
+  mmon generate --drift-at 0.3 --drift-models churn --drop 0.1 --recover-after 20000 --out r.jsonl
+  mmon generate --canary churn:1.5.0:0.1 --malformed-rate 0.001 --format csv --out c.csv
+
+Each event is one line: timestamp, model_id, model_version, request_id, score,
+correct (0/1), accuracy (the rolling mean of correct over --acc-window events
+of the same model version) and latency_ms (log-normal around the model's
+median). A drift lowers the stable version's probability of a correct
+prediction by --drop and multiplies its latency median by --latency-factor.
+The same arguments give byte-identical files.";
+
+/// `mmon generate`: the log's shape, its drifts and where it goes.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of well-formed events.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Output format [default: csv when --out ends in .csv, else jsonl]
+    #[arg(long, value_enum)]
+    pub format: Option<crate::generate::LogFormat>,
+    /// Write the log here ('-' is stdout).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub out: String,
+    /// Write the ground truth (JSON) here ('-' is stderr) [default: OUT.truth.json when --out is a file, else none]
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<String>,
+    /// Random seed: the same seed and arguments give the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of models (churn, fraud, ranker, ltv, search, reco, spam, eta, model8, ...); model k of N has weight N - k.
+    #[arg(long, default_value_t = 3)]
+    pub models: usize,
+    /// Comma-separated fractions of the log where a drift starts, or 'none'.
+    #[arg(long, value_name = "FRACTIONS", default_value = "0.5,0.8")]
+    pub drift_at: String,
+    /// Comma-separated model ids, one per drift or one for all [default: drift k hits model k mod --models]
+    #[arg(long, value_name = "IDS")]
+    pub drift_models: Option<String>,
+    /// Drop of the probability of a correct prediction: one value or one per drift.
+    #[arg(long, value_name = "DROPS", default_value = "0.08")]
+    pub drop: String,
+    /// Latency median multiplier after a drift: one value or one per drift.
+    #[arg(long, value_name = "FACTORS", default_value = "1.5")]
+    pub latency_factor: String,
+    /// 0 for sudden drifts; W > 0 makes each change (and recovery) a linear ramp over W events.
+    #[arg(long, value_name = "W", default_value_t = 0)]
+    pub drift_width: u64,
+    /// Events after its start at which a drift ends and the model recovers: one value or one per drift, 'none' for no recovery.
+    #[arg(long, value_name = "EVENTS", default_value = "none")]
+    pub recover_after: String,
+    /// A canary version taking SHARE of MODEL's events from fraction FROM of the log on (repeatable); it keeps the base rates.
+    #[arg(long, value_name = "MODEL:VERSION:SHARE[:FROM]")]
+    pub canary: Vec<String>,
+    /// Window of the logged rolling accuracy, in events of the same model version.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub acc_window: usize,
+    /// Timestamp of the first event (RFC 3339).
+    #[arg(long, value_name = "TIME", default_value = "2024-03-01T00:00:00.000Z")]
+    pub start: String,
+    /// Mean gap between events in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub interval_ms: u64,
+    /// Uniform jitter of the gap, +/- milliseconds (gaps stay >= 1 ms).
+    #[arg(long, value_name = "MS", default_value_t = 40)]
+    pub jitter_ms: u64,
+    /// Probability of an extra malformed line before each event (the events stay the same).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub malformed_rate: f64,
 }

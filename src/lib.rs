@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod detect;
 pub mod exit_code;
+pub mod generate;
 pub mod pipeline;
 pub mod progress;
 pub mod record;

@@ -1,10 +1,9 @@
-//! The embedded default configuration meets its two criteria (SPEC §4) on
-//! logs of the shared generator: no drift window on stationary logs, and
+//! The embedded default configuration meets its two criteria on logs of
+//! `mmon generate`: no drift window on stationary logs, and
 //! every injected drift found by every default monitor within 2,000 of that
 //! model's records. The 1M-record version of this is `bench/defaults.sh`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -12,47 +11,31 @@ use crate::Mmon;
 
 const EVENTS: &str = "300000";
 
-fn generator() -> PathBuf {
-    let path = std::env::var_os("MMON_GEN_METRICS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_metrics.py")
-        });
-    assert!(
-        path.is_file(),
-        "{} not found: these tests need the shared generator (set MMON_GEN_METRICS to its path)",
-        path.display()
-    );
-    path
-}
-
-/// Runs the generator for each argument list at once; returns the log paths.
+/// Generates each log with `mmon generate` (in parallel, two at a time on
+/// two cores); returns the log and truth paths.
 fn generate(dir: &Path, runs: &[(&str, Vec<&str>)]) -> Vec<(PathBuf, PathBuf)> {
-    let script = generator();
-    let children: Vec<_> = runs
-        .iter()
-        .map(|(name, args)| {
-            let log = dir.join(format!("{name}.jsonl"));
-            let truth = dir.join(format!("{name}.truth.json"));
-            let child = Command::new("python3")
-                .arg(&script)
-                .args(["--events", EVENTS, "--out"])
-                .arg(&log)
-                .arg("--truth")
-                .arg(&truth)
-                .args(args)
-                .spawn()
-                .expect("python3");
-            (child, log, truth)
-        })
-        .collect();
-    children
-        .into_iter()
-        .map(|(mut child, log, truth)| {
-            assert!(child.wait().expect("generator").success());
-            (log, truth)
-        })
-        .collect()
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|(name, args)| {
+                let log = dir.join(format!("{name}.jsonl"));
+                let truth = dir.join(format!("{name}.truth.json"));
+                let mut argv = vec!["generate", "--events", EVENTS, "--out"];
+                argv.push(log.to_str().unwrap());
+                argv.push("--truth");
+                argv.push(truth.to_str().unwrap());
+                argv.extend(args.iter().copied());
+                let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+                scope.spawn(move || {
+                    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                    let out = Mmon::new(&argv).run();
+                    assert_eq!(out.code, 0, "{}", out.stderr);
+                    (log, truth)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
 
 fn replay(log: &Path) -> Value {
