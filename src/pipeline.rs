@@ -161,6 +161,8 @@ struct ModelState {
     id: Arc<str>,
     version: Option<Arc<str>>,
     last_time: i64,
+    /// The file of the record that set `last_time` (run-local).
+    last_file: u32,
     metrics: Vec<MetricStream>,
     monitors: Vec<MonitorState>,
 }
@@ -186,6 +188,21 @@ pub struct Pipeline {
     files: Files,
     next_window: u64,
     counts: Counts,
+    /// What this run saw, for the summary's `unseen` (not checkpointed).
+    seen: RunSeen,
+    /// Per pair of files (earlier, later): the records of the later one
+    /// older than its model's last record in the earlier one.
+    overlaps: Vec<(u32, u32, u64)>,
+}
+
+/// What the records of this run carried, against what the config names.
+#[derive(Default)]
+struct RunSeen {
+    records: bool,
+    model_field: bool,
+    metrics: Vec<bool>,
+    metric_names: Vec<String>,
+    model_field_name: String,
 }
 
 impl Pipeline {
@@ -222,7 +239,47 @@ impl Pipeline {
             files: Files::default(),
             next_window: 0,
             counts: Counts::default(),
+            seen: RunSeen {
+                metrics: vec![false; schema.metrics.len()],
+                metric_names: schema.metrics.clone(),
+                model_field_name: schema.model_id.clone(),
+                ..RunSeen::default()
+            },
+            overlaps: Vec::new(),
         }
+    }
+
+    /// The monitored metrics and `[input]` fields that no record of this
+    /// run carried (nothing if the run read no record).
+    pub fn unseen(&self) -> crate::report::Unseen {
+        let seen = &self.seen;
+        if !seen.records {
+            return crate::report::Unseen::default();
+        }
+        let metrics = seen
+            .metric_names
+            .iter()
+            .zip(&seen.metrics)
+            .filter(|(_, s)| !**s)
+            .map(|(m, _)| m.clone())
+            .collect();
+        let fields = if seen.model_field {
+            Vec::new()
+        } else {
+            vec![seen.model_field_name.clone()]
+        };
+        crate::report::Unseen { metrics, fields }
+    }
+
+    /// Pairs of files (earlier, later, records) where records of the later
+    /// file were older than the last record of their model in the earlier
+    /// one: files whose time ranges overlap.
+    pub fn overlaps(&self) -> Vec<(Arc<str>, Arc<str>, u64)> {
+        let name = |f: u32| self.files.name(f).unwrap_or_else(|| Arc::from(""));
+        self.overlaps
+            .iter()
+            .map(|&(a, b, n)| (name(a), name(b), n))
+            .collect()
     }
 
     pub fn counts(&self) -> Counts {
@@ -264,6 +321,7 @@ impl Pipeline {
             id: id.clone(),
             version: None,
             last_time: i64::MIN,
+            last_file: u32::MAX,
             metrics: (0..self.metric_count)
                 .map(|_| MetricStream::default())
                 .collect(),
@@ -294,21 +352,34 @@ impl Pipeline {
             }
         }
 
+        self.seen.records = true;
+        if !self.seen.model_field && !crate::record::is_default_model(&record.model) {
+            self.seen.model_field = true;
+        }
+        let file = self.files.index(&record.pos.file);
         let model = &mut self.models[mi];
         if record.time_ns < model.last_time {
             self.counts.out_of_order += 1;
+            let earlier = model.last_file;
+            if earlier != file && earlier != u32::MAX {
+                self.note_overlap(earlier, file);
+            }
         } else {
             model.last_time = record.time_ns;
+            model.last_file = file;
         }
 
         let seen = Seen {
-            file: self.files.index(&record.pos.file),
+            file,
             line: record.pos.line,
             time_ns: record.time_ns,
         };
         for (slot, &x) in record.values.iter().enumerate() {
             if x.is_nan() {
                 continue;
+            }
+            if let Some(s) = self.seen.metrics.get_mut(slot) {
+                *s = true;
             }
             let Some(stream) = self.models[mi].metrics.get_mut(slot) else {
                 continue;
@@ -318,6 +389,18 @@ impl Pipeline {
                 let k = self.by_slot[slot][j];
                 self.observe(mi, k, x, record.time_ns, events);
             }
+        }
+    }
+
+    #[cold]
+    fn note_overlap(&mut self, earlier: u32, later: u32) {
+        match self
+            .overlaps
+            .iter_mut()
+            .find(|(a, b, _)| (*a, *b) == (earlier, later))
+        {
+            Some((.., n)) => *n += 1,
+            None => self.overlaps.push((earlier, later, 1)),
         }
     }
 
@@ -565,6 +648,7 @@ impl Pipeline {
                 id,
                 version: m.version,
                 last_time: m.last_time,
+                last_file: u32::MAX,
                 metrics,
                 monitors,
             });
