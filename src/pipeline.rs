@@ -196,11 +196,14 @@ pub struct Pipeline {
 }
 
 /// What the records of this run carried, against what the config names.
+/// Metrics are found from the streams' counts at the end, against those a
+/// checkpoint brought in, so the hot path only checks the model id.
 #[derive(Default)]
 struct RunSeen {
-    records: bool,
     model_field: bool,
-    metrics: Vec<bool>,
+    /// Records and, per model and metric slot, values restored at start.
+    restored_records: u64,
+    restored: HashMap<Arc<str>, Vec<u64>>,
     metric_names: Vec<String>,
     model_field_name: String,
 }
@@ -240,7 +243,6 @@ impl Pipeline {
             next_window: 0,
             counts: Counts::default(),
             seen: RunSeen {
-                metrics: vec![false; schema.metrics.len()],
                 metric_names: schema.metrics.clone(),
                 model_field_name: schema.model_id.clone(),
                 ..RunSeen::default()
@@ -253,15 +255,21 @@ impl Pipeline {
     /// run carried (nothing if the run read no record).
     pub fn unseen(&self) -> crate::report::Unseen {
         let seen = &self.seen;
-        if !seen.records {
+        if self.counts.records == seen.restored_records {
             return crate::report::Unseen::default();
         }
+        let carried = |slot: usize| {
+            self.models.iter().any(|m| {
+                let before = seen.restored.get(&m.id).and_then(|c| c.get(slot).copied());
+                m.metrics[slot].count > before.unwrap_or(0)
+            })
+        };
         let metrics = seen
             .metric_names
             .iter()
-            .zip(&seen.metrics)
-            .filter(|(_, s)| !**s)
-            .map(|(m, _)| m.clone())
+            .enumerate()
+            .filter(|&(slot, _)| !carried(slot))
+            .map(|(_, m)| m.clone())
             .collect();
         let fields = if seen.model_field {
             Vec::new()
@@ -352,7 +360,6 @@ impl Pipeline {
             }
         }
 
-        self.seen.records = true;
         if !self.seen.model_field && !crate::record::is_default_model(&record.model) {
             self.seen.model_field = true;
         }
@@ -377,9 +384,6 @@ impl Pipeline {
         for (slot, &x) in record.values.iter().enumerate() {
             if x.is_nan() {
                 continue;
-            }
-            if let Some(s) = self.seen.metrics.get_mut(slot) {
-                *s = true;
             }
             let Some(stream) = self.models[mi].metrics.get_mut(slot) else {
                 continue;
@@ -606,6 +610,7 @@ impl Pipeline {
         let mut p = Pipeline::new(config);
         p.next_window = saved.next_window;
         p.counts = saved.counts;
+        p.seen.restored_records = saved.counts.records;
         for m in saved.models {
             if m.metrics.len() != p.metric_count || m.monitors.len() != p.monitors.len() {
                 return Err(RestoreError::Shape(format!(
@@ -643,6 +648,8 @@ impl Pipeline {
                 monitors.push(MonitorState { detector, open });
             }
             let id = m.id;
+            let counts = metrics.iter().map(|s: &MetricStream| s.count).collect();
+            p.seen.restored.insert(id.clone(), counts);
             p.by_id.insert(id.clone(), p.models.len());
             p.models.push(ModelState {
                 id,
