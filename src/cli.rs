@@ -23,8 +23,82 @@ pub struct Cli {
     /// More detail on stderr; repeat for more (RUST_LOG also works).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Colour on stderr and in help: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: Color,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When to colour what mmon prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    /// `auto` made definite by `NO_COLOR` (no-color.org): set and not
+    /// empty, it turns colour off; a flag given on the command line wins.
+    pub fn resolve(self, no_color: Option<&std::ffi::OsStr>) -> Color {
+        match self {
+            Color::Auto if no_color.is_some_and(|v| !v.is_empty()) => Color::Never,
+            other => other,
+        }
+    }
+
+    /// The colour choice of `--color` among the raw arguments, for clap's
+    /// own help and errors (rendered before the arguments are parsed).
+    pub fn from_args<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Color {
+        let mut color = Color::Auto;
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let value = match arg.to_str() {
+                Some("--") => break,
+                Some("--color") => args.next(),
+                Some(a) => a.strip_prefix("--color=").map(Into::into),
+                None => None,
+            };
+            if let Some(v) = value {
+                color = match v.to_str() {
+                    Some("always") => Color::Always,
+                    Some("never") => Color::Never,
+                    _ => Color::Auto,
+                };
+            }
+        }
+        color
+    }
+}
+
+/// The command as documented: hidden arguments and subcommands (test
+/// hooks such as `--fake-training`) left out, for shell completions.
+pub fn documented() -> clap::Command {
+    visible(&<Cli as clap::CommandFactory>::command())
+}
+
+fn visible(cmd: &clap::Command) -> clap::Command {
+    let mut out = clap::Command::new(cmd.get_name().to_string())
+        .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+        .subcommands(
+            cmd.get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(visible),
+        );
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    if let Some(version) = cmd.get_version() {
+        out = out.version(version.to_string());
+    }
+    out
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,9 +121,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    #[command(hide = true)]
-    Man,
+    /// Print the man page (roff); with --dir, write one page per command there.
+    Man {
+        /// Write mmon.1, mmon-replay.1, mmon-watch.1, ... into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Options shared by replay and watch.
@@ -94,12 +171,15 @@ pub enum FailOnArg {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Log files (JSONL or CSV, optionally .gz); '-' reads stdin.
+    /// Log files or quoted globs (JSONL or CSV, optionally .gz); '-' reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
     /// Run the [retrain] command when a model drifts, and publish the result.
     #[arg(long)]
     pub retrain: bool,
+    /// Read the files in the order given, not sorted by their first record's time.
+    #[arg(long)]
+    pub keep_order: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

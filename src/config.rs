@@ -31,7 +31,8 @@ pub enum ConfigError {
     },
     #[error("{file}: {message}")]
     Syntax { file: String, message: String },
-    #[error("cannot read config {file}: {source}")]
+    /// The OS error is the source, so `{:#}` prints it once.
+    #[error("cannot read config {file}")]
     Read {
         file: String,
         source: std::io::Error,
@@ -67,6 +68,8 @@ pub struct Input {
     pub unit: Unit,
     pub max_line_bytes: usize,
     pub valid: BTreeMap<String, (f64, f64)>,
+    /// The CSV field separator (`[input] delimiter`): `,` unless set.
+    pub delimiter: u8,
 }
 
 /// One `[[monitor]]`: a metric watched by a detector.
@@ -191,7 +194,10 @@ impl Config {
             metrics,
             ranges,
             max_line_bytes: self.input.max_line_bytes,
+            delimiter: self.input.delimiter,
+            parents: Vec::new(),
         }
+        .with_parents()
     }
 }
 
@@ -221,6 +227,29 @@ fn parse_input(top: &mut Params) -> Result<Input, ParamError> {
         Unit::Ms
     } else {
         Unit::S
+    };
+    let delimiter = match p.raw("delimiter") {
+        None => b',',
+        Some(toml::Value::String(d)) => match d.as_str() {
+            // A TOML literal string ('\t') or a word keeps the backslash.
+            "\\t" | "tab" => b'\t',
+            d if d.len() == 1 && valid_delimiter(d.as_bytes()[0]) => d.as_bytes()[0],
+            _ => {
+                return Err(p.error(
+                    "delimiter",
+                    format!(
+                        "expected one character such as \",\", \"\\t\", \";\" or \"|\", got {:?}",
+                        d
+                    ),
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(p.error(
+                "delimiter",
+                format!("expected a one-character string such as \"\\t\", got {other}"),
+            ));
+        }
     };
     let max_line_bytes = p.int(
         "max_line_bytes",
@@ -260,7 +289,14 @@ fn parse_input(top: &mut Params) -> Result<Input, ParamError> {
         unit,
         max_line_bytes,
         valid,
+        delimiter,
     })
+}
+
+/// A byte that can separate CSV fields: ASCII punctuation, a space or a
+/// tab; not a quote, a letter, a digit or a line end.
+fn valid_delimiter(b: u8) -> bool {
+    (b.is_ascii_punctuation() && b != b'"') || b == b' ' || b == b'\t'
 }
 
 fn parse_monitors(top: &mut Params) -> Result<Vec<Monitor>, ParamError> {
@@ -410,6 +446,28 @@ mod tests {
             err(&format!("[input]\ntimestamp_unit = \"us\"\n{MINIMAL}"))
                 .contains("input.timestamp_unit: expected one of s | ms")
         );
+        assert!(
+            err(&format!("[input]\ndelimiter = \"ab\"\n{MINIMAL}"))
+                .contains("input.delimiter: expected one character")
+        );
+    }
+
+    #[test]
+    fn a_delimiter_is_one_character_and_tab_can_be_spelt_three_ways() {
+        for (text, want) in [
+            ("", b','),
+            ("delimiter = \"\\t\"\n", b'\t'),
+            ("delimiter = '\\t'\n", b'\t'),
+            ("delimiter = \"tab\"\n", b'\t'),
+            ("delimiter = \";\"\n", b';'),
+        ] {
+            let c = Config::parse(&format!("[input]\n{text}{MINIMAL}"), "m.toml").unwrap();
+            assert_eq!(c.input.delimiter, want, "{text}");
+        }
+        for bad in ["\"\\\"\"", "\"a\"", "\"\"", "1"] {
+            let text = format!("[input]\ndelimiter = {bad}\n{MINIMAL}");
+            assert!(Config::parse(&text, "m.toml").is_err(), "{bad}");
+        }
     }
 
     #[test]

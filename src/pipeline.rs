@@ -161,6 +161,8 @@ struct ModelState {
     id: Arc<str>,
     version: Option<Arc<str>>,
     last_time: i64,
+    /// The file of the record that set `last_time` (run-local).
+    last_file: u32,
     metrics: Vec<MetricStream>,
     monitors: Vec<MonitorState>,
 }
@@ -186,6 +188,24 @@ pub struct Pipeline {
     files: Files,
     next_window: u64,
     counts: Counts,
+    /// What this run saw, for the summary's `unseen` (not checkpointed).
+    seen: RunSeen,
+    /// Per pair of files (earlier, later): the records of the later one
+    /// older than its model's last record in the earlier one.
+    overlaps: Vec<(u32, u32, u64)>,
+}
+
+/// What the records of this run carried, against what the config names.
+/// Metrics are found from the streams' counts at the end, against those a
+/// checkpoint brought in, so the hot path only checks the model id.
+#[derive(Default)]
+struct RunSeen {
+    model_field: bool,
+    /// Records and, per model and metric slot, values restored at start.
+    restored_records: u64,
+    restored: HashMap<Arc<str>, Vec<u64>>,
+    metric_names: Vec<String>,
+    model_field_name: String,
 }
 
 impl Pipeline {
@@ -222,7 +242,52 @@ impl Pipeline {
             files: Files::default(),
             next_window: 0,
             counts: Counts::default(),
+            seen: RunSeen {
+                metric_names: schema.metrics.clone(),
+                model_field_name: schema.model_id.clone(),
+                ..RunSeen::default()
+            },
+            overlaps: Vec::new(),
         }
+    }
+
+    /// The monitored metrics and `[input]` fields that no record of this
+    /// run carried (nothing if the run read no record).
+    pub fn unseen(&self) -> crate::report::Unseen {
+        let seen = &self.seen;
+        if self.counts.records == seen.restored_records {
+            return crate::report::Unseen::default();
+        }
+        let carried = |slot: usize| {
+            self.models.iter().any(|m| {
+                let before = seen.restored.get(&m.id).and_then(|c| c.get(slot).copied());
+                m.metrics[slot].count > before.unwrap_or(0)
+            })
+        };
+        let metrics = seen
+            .metric_names
+            .iter()
+            .enumerate()
+            .filter(|&(slot, _)| !carried(slot))
+            .map(|(_, m)| m.clone())
+            .collect();
+        let fields = if seen.model_field {
+            Vec::new()
+        } else {
+            vec![seen.model_field_name.clone()]
+        };
+        crate::report::Unseen { metrics, fields }
+    }
+
+    /// Pairs of files (earlier, later, records) where records of the later
+    /// file were older than the last record of their model in the earlier
+    /// one: files whose time ranges overlap.
+    pub fn overlaps(&self) -> Vec<(Arc<str>, Arc<str>, u64)> {
+        let name = |f: u32| self.files.name(f).unwrap_or_else(|| Arc::from(""));
+        self.overlaps
+            .iter()
+            .map(|&(a, b, n)| (name(a), name(b), n))
+            .collect()
     }
 
     pub fn counts(&self) -> Counts {
@@ -264,6 +329,7 @@ impl Pipeline {
             id: id.clone(),
             version: None,
             last_time: i64::MIN,
+            last_file: u32::MAX,
             metrics: (0..self.metric_count)
                 .map(|_| MetricStream::default())
                 .collect(),
@@ -294,15 +360,24 @@ impl Pipeline {
             }
         }
 
+        if !self.seen.model_field && !crate::record::is_default_model(&record.model) {
+            self.seen.model_field = true;
+        }
+        let file = self.files.index(&record.pos.file);
         let model = &mut self.models[mi];
         if record.time_ns < model.last_time {
             self.counts.out_of_order += 1;
+            let earlier = model.last_file;
+            if earlier != file && earlier != u32::MAX {
+                self.note_overlap(earlier, file);
+            }
         } else {
             model.last_time = record.time_ns;
+            model.last_file = file;
         }
 
         let seen = Seen {
-            file: self.files.index(&record.pos.file),
+            file,
             line: record.pos.line,
             time_ns: record.time_ns,
         };
@@ -318,6 +393,18 @@ impl Pipeline {
                 let k = self.by_slot[slot][j];
                 self.observe(mi, k, x, record.time_ns, events);
             }
+        }
+    }
+
+    #[cold]
+    fn note_overlap(&mut self, earlier: u32, later: u32) {
+        match self
+            .overlaps
+            .iter_mut()
+            .find(|(a, b, _)| (*a, *b) == (earlier, later))
+        {
+            Some((.., n)) => *n += 1,
+            None => self.overlaps.push((earlier, later, 1)),
         }
     }
 
@@ -523,6 +610,7 @@ impl Pipeline {
         let mut p = Pipeline::new(config);
         p.next_window = saved.next_window;
         p.counts = saved.counts;
+        p.seen.restored_records = saved.counts.records;
         for m in saved.models {
             if m.metrics.len() != p.metric_count || m.monitors.len() != p.monitors.len() {
                 return Err(RestoreError::Shape(format!(
@@ -560,11 +648,14 @@ impl Pipeline {
                 monitors.push(MonitorState { detector, open });
             }
             let id = m.id;
+            let counts = metrics.iter().map(|s: &MetricStream| s.count).collect();
+            p.seen.restored.insert(id.clone(), counts);
             p.by_id.insert(id.clone(), p.models.len());
             p.models.push(ModelState {
                 id,
                 version: m.version,
                 last_time: m.last_time,
+                last_file: u32::MAX,
                 metrics,
                 monitors,
             });

@@ -40,6 +40,23 @@ pub struct Record {
 /// The model id of records that carry none (SPEC §2).
 pub const DEFAULT_MODEL: &str = "default";
 
+/// The one [`DEFAULT_MODEL`] name that sources give every record without a
+/// model id, so the pipeline can tell, by pointer, a record that had no
+/// model-id field from one whose field said `"default"`.
+pub fn default_model() -> Arc<str> {
+    default_name().clone()
+}
+
+/// Whether `model` is the name [`default_model`] gives records without one.
+pub fn is_default_model(model: &Arc<str>) -> bool {
+    Arc::ptr_eq(model, default_name())
+}
+
+fn default_name() -> &'static Arc<str> {
+    static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| Arc::from(DEFAULT_MODEL))
+}
+
 /// What the parsers look for in a record: the field names of `[input]` and
 /// the monitored metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,9 +70,32 @@ pub struct Schema {
     /// Accepted range of each metric, where the config sets one.
     pub ranges: Vec<Option<(f64, f64)>>,
     pub max_line_bytes: usize,
+    /// The CSV field separator.
+    pub delimiter: u8,
+    /// Every proper prefix of a dotted field name (`labels` for
+    /// `model_id = "labels.region"`): JSON objects to look inside.
+    pub parents: Vec<String>,
 }
 
 impl Schema {
+    /// Fills [`Schema::parents`] from the field names.
+    pub fn with_parents(mut self) -> Schema {
+        let mut parents: Vec<String> = Vec::new();
+        let names = [&self.timestamp, &self.model_id, &self.model_version]
+            .into_iter()
+            .chain(&self.metrics);
+        for name in names {
+            for (at, _) in name.match_indices('.') {
+                let parent = &name[..at];
+                if !parent.is_empty() && !parents.iter().any(|p| p == parent) {
+                    parents.push(parent.to_string());
+                }
+            }
+        }
+        self.parents = parents;
+        self
+    }
+
     /// The slot of a metric name in `values`, if it is monitored.
     pub fn slot(&self, name: &str) -> Option<usize> {
         self.metrics.iter().position(|m| m == name)

@@ -37,6 +37,8 @@ pub struct Rejects {
     mode: OnBadRecord,
     file: Option<(BufWriter<File>, String)>,
     count: u64,
+    /// How many were printed to stderr.
+    shown: u64,
     quiet: bool,
 }
 
@@ -57,6 +59,7 @@ impl Rejects {
             mode,
             file,
             count: 0,
+            shown: 0,
             quiet,
         })
     }
@@ -89,7 +92,10 @@ impl Rejects {
             )
             .into());
         }
-        if self.count <= SHOWN && !self.quiet {
+        // The lines under a refused CSV header repeat its error: it is shown once.
+        let repeat = matches!(bad.error, crate::source::FieldError::NoHeader(_));
+        if self.shown < SHOWN && !self.quiet && !repeat {
+            self.shown += 1;
             eprintln!("{bad}");
         }
         Ok(())
@@ -97,14 +103,14 @@ impl Rejects {
 
     /// Flushes the rejects file and says how many were not shown.
     pub fn finish(&mut self) -> anyhow::Result<()> {
-        if self.count > SHOWN && !self.quiet {
+        if self.count > self.shown && !self.quiet {
             let hint = match &self.file {
                 Some((_, name)) => format!("all are in {name}"),
                 None => "use --rejects FILE to keep them all".to_string(),
             };
             eprintln!(
                 "mmon: {} more bad records not shown ({} in all; {hint})",
-                self.count - SHOWN,
+                self.count - self.shown,
                 self.count
             );
         }

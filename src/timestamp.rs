@@ -1,11 +1,12 @@
 //! Event-time parsing and formatting (SPEC §2).
 //!
 //! Times are kept as UTC nanoseconds since the epoch in an `i64`, which covers
-//! the years 1677–2262 and compares and subtracts cheaply on the hot path.
-//! The common log form `YYYY-MM-DDTHH:MM:SS[.frac]Z` is parsed by hand because
-//! it is on every record; everything else goes through chrono. Numbers are
-//! epoch seconds, or milliseconds under `timestamp_unit = "ms"`. There is no
-//! day/month guessing: only year-first forms are accepted.
+//! 1677-09-21 to 2262-04-11 and compares and subtracts cheaply on the hot
+//! path. The common log form `YYYY-MM-DDTHH:MM:SS[.frac]Z` is parsed by hand
+//! because it is on every record; everything else goes through chrono
+//! (offsets as `Z`, `+01:00` or `+0100`). Numbers, and strings that spell
+//! one, are epoch seconds, or milliseconds under `timestamp_unit = "ms"`.
+//! There is no day/month guessing: only year-first forms are accepted.
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
@@ -40,6 +41,12 @@ pub fn parse_with(b: &[u8], last: &mut LastDate) -> Result<i64, String> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return to_nanos(dt.with_timezone(&Utc));
     }
+    // RFC 3339 wants `+01:00`; ISO 8601's basic `+0100` is common in logs.
+    for pattern in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(dt) = DateTime::parse_from_str(s, pattern) {
+            return to_nanos(dt.with_timezone(&Utc));
+        }
+    }
     for pattern in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, pattern) {
             return to_nanos(naive.and_utc());
@@ -48,6 +55,43 @@ pub fn parse_with(b: &[u8], last: &mut LastDate) -> Result<i64, String> {
     Err(expected())
 }
 
+/// [`parse_with`], and also a string that spells an epoch number
+/// (`"1709251200"`, `"1709251200.5"`), read in `unit`.
+pub fn parse_text(b: &[u8], unit: Unit, last: &mut LastDate) -> Result<i64, String> {
+    if let Some(t) = parse_fast(b, last) {
+        return Ok(t);
+    }
+    if is_epoch_number(b) {
+        let s = std::str::from_utf8(b).map_err(|e| e.to_string())?;
+        return match s.parse::<i64>() {
+            Ok(i) => from_int(i, unit),
+            Err(_) => s
+                .parse::<f64>()
+                .map_err(|e| e.to_string())
+                .and_then(|x| from_number(x, unit)),
+        };
+    }
+    parse_with(b, last).map_err(|_| EXPECTED.to_string())
+}
+
+/// What [`parse_text`] reads, for messages.
+pub const EXPECTED: &str = "an RFC 3339 timestamp, \"YYYY-MM-DD HH:MM:SS\" or epoch seconds";
+
+/// `-?digits[.digits]`: what a log writes for epoch seconds in a string.
+fn is_epoch_number(b: &[u8]) -> bool {
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(dot) => (&b[..dot], Some(&b[dot + 1..])),
+        None => (b, None),
+    };
+    !int.is_empty()
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
+}
+
+/// The instants a timestamp can be, for messages.
+const RANGE: &str = "between 1677-09-21 and 2262-04-11";
+
 /// Converts a numeric timestamp (epoch seconds or milliseconds) to nanoseconds.
 pub fn from_number(x: f64, unit: Unit) -> Result<i64, String> {
     let nanos = match unit {
@@ -55,7 +99,7 @@ pub fn from_number(x: f64, unit: Unit) -> Result<i64, String> {
         Unit::Ms => x * 1e6,
     };
     if !nanos.is_finite() || nanos.abs() >= 9.2e18 {
-        return Err("epoch seconds (or milliseconds) between 1677 and 2262".to_string());
+        return Err(out_of_range(x, unit));
     }
     Ok(nanos.round() as i64)
 }
@@ -67,12 +111,26 @@ pub fn from_int(x: i64, unit: Unit) -> Result<i64, String> {
         Unit::Ms => 1_000_000,
     };
     x.checked_mul(factor)
-        .ok_or_else(|| "epoch seconds (or milliseconds) between 1677 and 2262".to_string())
+        .ok_or_else(|| out_of_range(x as f64, unit))
+}
+
+/// What was expected of a number out of range, with the setting that would
+/// read it when it looks like milliseconds read as seconds.
+#[cold]
+fn out_of_range(x: f64, unit: Unit) -> String {
+    match unit {
+        Unit::S if x.is_finite() && (x * 1e6).abs() < 9.2e18 => format!(
+            "epoch seconds {RANGE} (this looks like epoch milliseconds: \
+             set [input] timestamp_unit = \"ms\")"
+        ),
+        Unit::S => format!("epoch seconds {RANGE}"),
+        Unit::Ms => format!("epoch milliseconds {RANGE}"),
+    }
 }
 
 fn to_nanos(dt: DateTime<Utc>) -> Result<i64, String> {
     dt.timestamp_nanos_opt()
-        .ok_or_else(|| "a time between the years 1677 and 2262".to_string())
+        .ok_or_else(|| format!("a time {RANGE}"))
 }
 
 /// Formats UTC nanoseconds as RFC 3339 with `Z` and only the digits needed.
@@ -199,6 +257,46 @@ mod tests {
         assert_eq!(from_number(1_709_251_200.104, Unit::S), Ok(T0));
         assert_eq!(from_int(1_709_251_200_104, Unit::Ms), Ok(T0));
         assert_eq!(from_number(1_709_251_200_104.0, Unit::Ms), Ok(T0));
+    }
+
+    #[test]
+    fn basic_offsets_and_epoch_numbers_in_strings_are_read() {
+        let mut last = LastDate::default();
+        for s in [
+            "2024-03-01T01:00:00.104+0100",
+            "2024-03-01 01:00:00.104+0100",
+            "2024-02-29T19:00:00.104-0500",
+            "1709251200.104",
+        ] {
+            assert_eq!(parse_text(s.as_bytes(), Unit::S, &mut last), Ok(T0), "{s}");
+        }
+        assert_eq!(parse_text(b"1709251200104", Unit::Ms, &mut last), Ok(T0));
+        assert_eq!(
+            parse_text(b"1709251200", Unit::S, &mut last),
+            Ok(1_709_251_200 * NANOS_PER_SEC)
+        );
+        for s in ["1709251200.", ".5", "-", "1e9", "17092512OO"] {
+            assert!(parse_text(s.as_bytes(), Unit::S, &mut last).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn milliseconds_read_as_seconds_name_the_setting_that_reads_them() {
+        let e = from_int(1_709_251_200_104, Unit::S).unwrap_err();
+        assert_eq!(
+            e,
+            "epoch seconds between 1677-09-21 and 2262-04-11 (this looks like epoch \
+             milliseconds: set [input] timestamp_unit = \"ms\")"
+        );
+        assert_eq!(from_number(1.709e12, Unit::S).unwrap_err(), e);
+        assert_eq!(
+            from_int(i64::MAX / 10, Unit::S).unwrap_err(),
+            "epoch seconds between 1677-09-21 and 2262-04-11"
+        );
+        assert_eq!(
+            from_number(1e20, Unit::Ms).unwrap_err(),
+            "epoch milliseconds between 1677-09-21 and 2262-04-11"
+        );
     }
 
     #[test]

@@ -85,6 +85,47 @@ impl RetrainTrigger {
         self.counts.failed > 0
     }
 
+    /// One readable line about a failed retrain (or failed trials of a
+    /// published one): the reason, and where the last failed trial's
+    /// `train.log` was kept.
+    fn failure_line(&self, outcome: &RetrainOutcome) -> String {
+        let (model, run_id, trials, head) = match outcome {
+            RetrainOutcome::Failed(f) => (
+                &f.model_id,
+                f.run_id.as_deref(),
+                &f.trials,
+                format!("retraining {} failed: {}", f.model_id, f.reason),
+            ),
+            RetrainOutcome::Published(p) => (
+                &p.model_id,
+                Some(p.run_id.as_str()),
+                &p.trials,
+                format!(
+                    "retraining {} published {}, but {} trial(s) failed",
+                    p.model_id,
+                    p.version,
+                    p.failed_trials()
+                ),
+            ),
+            _ => return String::new(),
+        };
+        let last_failed = trials.iter().rev().find(|t| t.status != "ok");
+        let log = match (run_id, last_failed, self.retrainer.registry().model(model)) {
+            (Some(run), Some(t), Ok(dir)) => {
+                let name = format!("{run}-t{}", t.trial);
+                [dir.failed_dir(), dir.staging_dir()]
+                    .into_iter()
+                    .map(|d| d.join(&name).join(crate::retrain::runner::TRAIN_LOG))
+                    .find(|p| p.is_file())
+            }
+            _ => None,
+        };
+        match (log, last_failed) {
+            (Some(log), Some(t)) => format!("{head}; trial {}'s log: {}", t.trial, log.display()),
+            _ => head,
+        }
+    }
+
     /// Starts a retrain for a window that became a drift; attaches the
     /// outcome to the window in the pipeline.
     pub fn observe(&mut self, event: &Event, pipeline: &mut Pipeline) {
@@ -115,7 +156,7 @@ impl RetrainTrigger {
         }
         if outcome.is_failure() {
             self.counts.failed += 1;
-            log::warn!("retraining {} failed: {}", w.model_id, outcome.to_json());
+            log::warn!("{}", self.failure_line(&outcome));
         }
         pipeline.attach_retrain(w.id, outcome.to_json());
     }

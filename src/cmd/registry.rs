@@ -306,6 +306,9 @@ fn show(reg: &Registry, target: &str, json: bool, out: &mut dyn Write) -> Result
         ),
         ("run", manifest.run_id.clone()),
         ("created", manifest.created_at.clone()),
+        ("trigger", trigger_summary(&manifest.trigger)),
+        ("window start", trigger_point(&manifest.trigger["start"])),
+        ("detected", trigger_point(&manifest.trigger["detected"])),
         ("selected", selected),
         (
             "trials",
@@ -327,6 +330,43 @@ fn show(reg: &Registry, target: &str, json: bool, out: &mut dyn Write) -> Result
         .collect();
     table(out, &["FILE", "BYTES", "SHA256"], &rows)?;
     Ok(ExitCode::Success)
+}
+
+/// The drift window that started the retrain, in one line: what changed,
+/// how, and which detector saw it; "-" when the manifest has none.
+fn trigger_summary(t: &Value) -> String {
+    let Some(metric) = t["metric"].as_str() else {
+        return "-".into();
+    };
+    let mut s = format!("{} of {metric}", t["severity"].as_str().unwrap_or("drift"));
+    if let Some(v) = t["model_version"].as_str() {
+        s += &format!(" (version {v})");
+    }
+    if let (Some(b), Some(a)) = (t["before"].as_f64(), t["after"].as_f64()) {
+        s += &format!(": {b:.4} \u{2192} {a:.4}");
+        if b != 0.0 {
+            s += &format!(" ({:+.1}%)", (a - b) / b.abs() * 100.0);
+        }
+    }
+    if let Some(d) = t["detector"]["name"].as_str() {
+        s += &format!(", by {d}");
+    }
+    s
+}
+
+/// A window point as `#index file:line timestamp`.
+fn trigger_point(p: &Value) -> String {
+    let Some(index) = p["index"].as_u64() else {
+        return "-".into();
+    };
+    let mut s = format!("#{index}");
+    if let (Some(file), Some(line)) = (p["file"].as_str(), p["line"].as_u64()) {
+        s += &format!(" {file}:{line}");
+    }
+    if let Some(ts) = p["timestamp"].as_str() {
+        s += &format!(" {ts}");
+    }
+    s
 }
 
 fn verify(reg: &Registry, only: Option<&str>, json: bool, out: &mut dyn Write) -> Result<ExitCode> {

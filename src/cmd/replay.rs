@@ -27,7 +27,8 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         config.source,
         config.monitors.len()
     );
-    if args.files.iter().filter(|f| *f == "-").count() > 1 {
+    let files = crate::source::inputs::expand(&args.files)?;
+    if files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(Failure::new(
             ExitCode::Usage,
             anyhow::anyhow!("'-' (stdin) can be given only once"),
@@ -37,7 +38,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // Every file must exist before anything is read; their sizes (unknown
     // for stdin and gzip) make the progress bar's total.
     let mut total = Some(0u64);
-    for f in &args.files {
+    for f in &files {
         if f == "-" {
             total = None;
             continue;
@@ -61,11 +62,13 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut reporter = Reporter::new(format, out, !quiet);
     let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
     let mut pipeline = Pipeline::new(&config);
-    let mut source = ReadAhead::new(FileSource::new(
-        args.files.clone(),
-        config.input.format,
-        Arc::new(config.schema()),
-    ));
+    let schema = Arc::new(config.schema());
+    let files = if args.keep_order {
+        files
+    } else {
+        in_time_order(files, config.input.format, &schema)?
+    };
+    let mut source = ReadAhead::new(FileSource::new(files.clone(), config.input.format, schema));
 
     let progress = Progress::new(total, !args.run.no_progress && !quiet);
     let started = Instant::now();
@@ -95,6 +98,12 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     progress.finish();
     rejects.finish()?;
+    for (earlier, later, n) in pipeline.overlaps() {
+        log::warn!(
+            "{later} overlaps {earlier} in time: {n} of its records are older than the last \
+             record of their model in {earlier} (counted as out of order)"
+        );
+    }
 
     let counts = pipeline.counts();
     let summary = summary(
@@ -106,11 +115,84 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         source.bytes_read(),
         source.stats().to_vec(),
     );
+    warn_unseen(&summary, &config);
     reporter
         .finish(&summary)
         .context("cannot write the report")?;
+    if counts.records == 0 {
+        return Err(no_usable_record(&files, rejects.count()));
+    }
 
     Ok(exit_code(&args.run, &config, counts, trigger.as_ref()))
+}
+
+/// `files` sorted by the timestamp of their first record (SPEC §2).
+fn in_time_order(
+    files: Vec<String>,
+    forced: Option<crate::source::Format>,
+    schema: &crate::record::Schema,
+) -> anyhow::Result<Vec<String>> {
+    use crate::source::inputs;
+    if files.len() < 2 {
+        return Ok(files);
+    }
+    let firsts = files
+        .iter()
+        .map(|f| inputs::first_time(f, forced, schema))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sorted = inputs::time_order(files.clone(), &firsts);
+    if sorted != files {
+        log::info!(
+            "reading in time order (by first record): {}; --keep-order reads them as given",
+            sorted.join(" ")
+        );
+    }
+    Ok(sorted)
+}
+
+/// The input error of a run that read no usable record (SPEC §1): a CI gate
+/// must not pass on garbage.
+pub fn no_usable_record(files: &[String], rejected: u64) -> anyhow::Error {
+    let input = match files {
+        [one] if one == "-" => "stdin".to_string(),
+        [one] => one.clone(),
+        many => format!("{} files", many.len()),
+    };
+    let e = if rejected > 0 {
+        let all = if rejected == 1 {
+            "its one record was rejected".to_string()
+        } else {
+            format!("all {rejected} records were rejected")
+        };
+        anyhow::anyhow!("no usable record in {input}: {all} (the first are shown above)")
+    } else {
+        anyhow::anyhow!("no record in {input}: nothing to monitor")
+    };
+    Failure::new(ExitCode::Input, e).into()
+}
+
+/// Warns, once at the end of a run, about what the configuration names and
+/// no record carried: a typo in a metric or field name is never a silent
+/// miss (SPEC §1).
+pub fn warn_unseen(summary: &Summary, config: &Config) {
+    let source = if config.source == crate::config::EMBEDDED {
+        "the embedded default; `mmon init` writes it to a file to edit".to_string()
+    } else {
+        config.source.clone()
+    };
+    for metric in &summary.unseen.metrics {
+        log::warn!(
+            "no record had the monitored metric {metric:?}, so its monitors saw nothing \
+             (check [[monitor]] metric in {source})"
+        );
+    }
+    for field in &summary.unseen.fields {
+        log::warn!(
+            "no record had the model-id field {field:?}, so every record was counted as model \
+             \"default\" (check [input] model_id in {source}; a dotted name such as \
+             \"labels.region\" reads a nested field)"
+        );
+    }
 }
 
 /// The summary of a run (replay or watch) that read `bytes` from `inputs`;
@@ -136,6 +218,7 @@ pub fn summary(
             drift: counts.windows_drift,
         },
         retrains: trigger.map(RetrainTrigger::counts).unwrap_or_default(),
+        unseen: pipeline.unseen(),
         elapsed_s,
         records_per_s: if elapsed_s > 0.0 {
             counts.records as f64 / elapsed_s

@@ -10,6 +10,10 @@
 //! stops stay open in the checkpoint and go on in the next run, so no
 //! `"eof"` close is reported. Without `--state` the end of the run is the end
 //! of the input, as in replay.
+//!
+//! A run that read lines but no usable record exits 3, as replay does; one
+//! that found nothing new exits 0, since an empty increment is normal
+//! under cron.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -272,12 +276,21 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if follower.truncations > 0 {
         log::warn!("{} truncation(s) seen", follower.truncations);
     }
+    super::replay::warn_unseen(&summary, &config);
     reporter
         .finish(&summary)
         .context("cannot write the report")?;
 
     if let Some(code) = signals.exit_code() {
         return Ok(code);
+    }
+    // Lines arrived and none was usable: an input error. A run that found
+    // nothing new (an empty increment under cron) is not.
+    if counts.records == 0 && rejects.count() > 0 {
+        return Err(super::replay::no_usable_record(
+            &args.paths,
+            rejects.count(),
+        ));
     }
     Ok(super::replay::exit_code(
         &args.run,

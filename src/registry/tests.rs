@@ -540,9 +540,13 @@ fn promote_and_show_by_alias() {
     assert_eq!(lines[0], "model         m");
     assert_eq!(lines[2], "parent        1.0.0");
     assert_eq!(lines[4], "aliases       prod");
-    assert_eq!(lines[7], "selected      trial 1: val_accuracy = 0.75 (max)");
-    assert_eq!(lines[14], "FILE          BYTES  SHA256");
-    assert!(lines[15].starts_with("metrics.json  21     "), "{text}");
+    assert_eq!(lines[7], "trigger       drift of accuracy, by decay");
+    assert_eq!(
+        lines[10],
+        "selected      trial 1: val_accuracy = 0.75 (max)"
+    );
+    assert_eq!(lines[17], "FILE          BYTES  SHA256");
+    assert!(lines[18].starts_with("metrics.json  21     "), "{text}");
     let (_, text) = cli(dir.path(), Format::Table, RegistryCommand::List);
     assert_eq!(
         text,

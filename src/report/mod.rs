@@ -39,6 +39,22 @@ pub struct RetrainCounts {
     pub failed: u64,
 }
 
+/// What the configuration names that no record of the run carried: a
+/// monitored metric (`metrics`), or a field of `[input]` (`fields`, by the
+/// name the config gives it, e.g. `labels.region`). Empty when the run read
+/// no record at all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Unseen {
+    pub metrics: Vec<String>,
+    pub fields: Vec<String>,
+}
+
+impl Unseen {
+    pub fn is_empty(&self) -> bool {
+        self.metrics.is_empty() && self.fields.is_empty()
+    }
+}
+
 /// The run summary of every format.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
@@ -50,6 +66,7 @@ pub struct Summary {
     pub streams: u64,
     pub windows: WindowCounts,
     pub retrains: RetrainCounts,
+    pub unseen: Unseen,
     pub elapsed_s: f64,
     pub records_per_s: f64,
     /// Per input file: bytes read (the final offset), records and rejects.

@@ -96,7 +96,24 @@ pub fn write<W: Write>(mut out: W, windows: &[Window], s: &Summary) -> io::Resul
         s.windows.warning,
         s.retrains.ok,
         s.retrains.failed
-    )
+    )?;
+    if !s.unseen.is_empty() {
+        let quoted = |v: &[String]| {
+            v.iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !s.unseen.metrics.is_empty() {
+            parts.push(format!("metrics {}", quoted(&s.unseen.metrics)));
+        }
+        if !s.unseen.fields.is_empty() {
+            parts.push(format!("fields {}", quoted(&s.unseen.fields)));
+        }
+        writeln!(out, "in no record: {}", parts.join("; "))?;
+    }
+    Ok(())
 }
 
 fn json_word<T: serde::Serialize>(v: &T) -> String {

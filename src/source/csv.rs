@@ -4,7 +4,8 @@
 //! into reused buffers. A record spans exactly one line: a quoted field with
 //! an embedded newline is not supported, because line-at-a-time reading is
 //! what lets `watch` resume at a byte offset. The header maps columns to the
-//! schema once per file.
+//! schema once per file. The separator is `[input] delimiter` (`,` unless
+//! set; `"\t"` reads TSV).
 
 use super::{FieldError, Fields};
 use crate::record::Schema;
@@ -32,7 +33,9 @@ impl Layout {
     pub fn from_header(line: &[u8], schema: &Schema) -> Result<Layout, FieldError> {
         let mut layout = Layout {
             columns: Vec::new(),
-            reader: csv_core::Reader::new(),
+            reader: csv_core::ReaderBuilder::new()
+                .delimiter(schema.delimiter)
+                .build(),
             out: vec![0; 1024],
             ends: vec![0; 32],
         };
@@ -56,13 +59,17 @@ impl Layout {
             });
         }
         if !has_time {
+            let columns = (0..n)
+                .map(|i| String::from_utf8_lossy(layout.field(i)).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let hint = match separator_hint(line, schema.delimiter) {
+                Some(hint) => format!("; {hint}"),
+                None => "; set [input] timestamp to the column that holds the time".into(),
+            };
             return Err(FieldError::Header(format!(
-                "the header has no {:?} column (columns: {})",
+                "the header has no {:?} column (columns: {columns}){hint}",
                 schema.timestamp,
-                (0..n)
-                    .map(|i| String::from_utf8_lossy(layout.field(i)).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
             )));
         }
         layout.columns = columns;
@@ -136,7 +143,7 @@ impl Layout {
                             Ok(f) if looks_numeric(text) => {
                                 crate::timestamp::from_number(f, schema.unit)
                             }
-                            _ => fields.time_of(text.as_bytes()),
+                            _ => fields.time_of(text.as_bytes(), schema.unit),
                         },
                     };
                     fields.time =
@@ -166,6 +173,21 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// What to set when a header that did not split holds another common
+/// separator.
+fn separator_hint(line: &[u8], delimiter: u8) -> Option<String> {
+    let (_, name, spelt) = [
+        (b'\t', "tab", "\\t"),
+        (b';', "semicolon", ";"),
+        (b'|', "pipe", "|"),
+    ]
+    .into_iter()
+    .find(|(b, ..)| *b != delimiter && line.contains(b))?;
+    Some(format!(
+        "the header looks {name}-separated; set [input] delimiter = \"{spelt}\""
+    ))
 }
 
 /// Rust's float parser also takes `inf`, `NaN` and `infinity`; a log's
@@ -223,5 +245,27 @@ mod tests {
             e.to_string(),
             "field \"accuracy\": expected a finite number, found \"n/a\""
         );
+    }
+
+    #[test]
+    fn a_tab_separated_header_names_the_delimiter_setting_and_tsv_reads_with_it() {
+        let mut s = schema();
+        let e = Layout::from_header(b"timestamp\tmodel_id\taccuracy", &s).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("the header looks tab-separated; set [input] delimiter = \"\\t\""),
+            "{e}"
+        );
+        let e = Layout::from_header(b"time,accuracy", &s).unwrap_err();
+        assert!(e.to_string().contains("set [input] timestamp"), "{e}");
+        s.delimiter = b'\t';
+        let mut layout = Layout::from_header(b"timestamp\tmodel_id\taccuracy", &s).unwrap();
+        let mut f = Fields::default();
+        f.reset(1);
+        layout
+            .parse(b"2024-03-01T00:00:00Z\ta,b\t0.5", &s, &mut f)
+            .unwrap();
+        assert_eq!(f.values[0], 0.5);
+        assert_eq!(f.model.as_deref(), Some("a,b"));
     }
 }

@@ -6,6 +6,11 @@
 //! classifies each key against the schema as it streams by, so unmonitored
 //! fields are skipped without being built into values and no per-record map
 //! is allocated; that path words every error message.
+//!
+//! A field name with dots (`model_id = "labels.region"`) is a path into
+//! nested objects: `{"labels": {"region": "eu"}}`. A key that equals the
+//! whole name is read as it is, so a flat `"labels.region"` key works too.
+//! Nested objects always take the serde path.
 
 use std::fmt;
 
@@ -61,6 +66,8 @@ enum Key {
     Model,
     Version,
     Metric(usize),
+    /// An object holding a dotted field: `Schema::parents[i]`.
+    Parent(usize),
     Other,
 }
 
@@ -75,9 +82,42 @@ impl Key {
             Key::Version
         } else if let Some(slot) = s.metrics.iter().position(|m| short_eq(k, m.as_bytes())) {
             Key::Metric(slot)
-        } else {
+        } else if s.parents.is_empty() {
             Key::Other
+        } else {
+            Key::nested(k, None, s)
         }
+    }
+
+    /// What the key `k` inside the object at `parent` (or at the top, for
+    /// a key that is itself a parent) is to the schema.
+    #[cold]
+    fn nested(k: &[u8], parent: Option<&str>, s: &Schema) -> Key {
+        let is = |name: &str| match parent {
+            None => name.as_bytes() == k,
+            Some(p) => {
+                let n = name.as_bytes();
+                n.len() == p.len() + 1 + k.len()
+                    && n.starts_with(p.as_bytes())
+                    && n[p.len()] == b'.'
+                    && n.ends_with(k)
+            }
+        };
+        if parent.is_some() {
+            if is(&s.timestamp) {
+                return Key::Timestamp;
+            } else if is(&s.model_id) {
+                return Key::Model;
+            } else if is(&s.model_version) {
+                return Key::Version;
+            } else if let Some(slot) = s.metrics.iter().position(|m| is(m)) {
+                return Key::Metric(slot);
+            }
+        }
+        s.parents
+            .iter()
+            .position(|p| is(p))
+            .map_or(Key::Other, Key::Parent)
     }
 }
 
@@ -133,7 +173,8 @@ impl KeyCache {
     }
 }
 
-struct KeySeed<'a>(&'a Schema);
+/// Classifies a key at the top of the line, or inside the parent object.
+struct KeySeed<'a>(&'a Schema, Option<&'a str>);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Key;
@@ -148,7 +189,61 @@ impl Visitor<'_> for KeySeed<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
-        Ok(Key::of(k.as_bytes(), self.0))
+        Ok(match self.1 {
+            None => Key::of(k.as_bytes(), self.0),
+            Some(parent) => Key::nested(k.as_bytes(), Some(parent), self.0),
+        })
+    }
+}
+
+/// The value of a key that is a parent of dotted fields: an object is read
+/// for them, anything else is skipped like an unmonitored field.
+struct ParentSeed<'v, 'a> {
+    visitor: &'v mut LineVisitor<'a>,
+    parent: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ParentSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ParentSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let s = self.visitor.schema;
+        self.visitor
+            .fields_of(map, s.parents.get(self.parent).map(String::as_str))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -229,29 +324,45 @@ impl<'de> Visitor<'de> for &mut LineVisitor<'_> {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed(self.schema))? {
-            if let Key::Other = key {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let value = map.next_value_seed(ScalarSeed)?;
-            if let Err(e) = self.take(key, value) {
-                self.error = Some(e);
-                return Err(de::Error::custom("field error"));
-            }
-        }
-        Ok(())
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.fields_of(map, None)
     }
 }
 
 impl LineVisitor<'_> {
+    /// Reads the fields of the line's object, or of the object at `parent`.
+    fn fields_of<'de, A: MapAccess<'de>>(
+        &mut self,
+        mut map: A,
+        parent: Option<&str>,
+    ) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed(self.schema, parent))? {
+            match key {
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Key::Parent(i) => map.next_value_seed(ParentSeed {
+                    visitor: self,
+                    parent: i,
+                })?,
+                _ => {
+                    let value = map.next_value_seed(ScalarSeed)?;
+                    if let Err(e) = self.take(key, value) {
+                        self.error = Some(e);
+                        return Err(de::Error::custom("field error"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn take(&mut self, key: Key, value: Scalar<'_>) -> Result<(), FieldError> {
         let s = self.schema;
         match key {
             Key::Timestamp => {
                 let t = match &value {
-                    Scalar::Str(text) => self.fields.time_of(text.as_bytes()),
+                    Scalar::Str(text) => self.fields.time_of(text.as_bytes(), s.unit),
                     Scalar::Int(i) => crate::timestamp::from_int(*i, s.unit),
                     Scalar::Float(f) => crate::timestamp::from_number(*f, s.unit),
                     Scalar::Null => return Ok(()),
@@ -294,7 +405,7 @@ impl LineVisitor<'_> {
                 };
                 self.fields.set_metric(s, slot, x)?;
             }
-            Key::Other => {}
+            Key::Parent(_) | Key::Other => {}
         }
         Ok(())
     }
@@ -318,6 +429,8 @@ mod tests {
                 .into(),
             ranges: vec![Some((0.0, 1.0)), Some((0.0, 1.0)), None, None],
             max_line_bytes: 1 << 20,
+            delimiter: b',',
+            parents: Vec::new(),
         }
     }
 
@@ -472,6 +585,36 @@ mod tests {
             assert!(!fast, "{line}");
             assert_eq!(not_json(&outcome), message, "{line}");
         }
+    }
+
+    #[test]
+    fn dotted_names_read_nested_objects_and_flat_keys_alike() {
+        let mut s = schema(Unit::S);
+        s.model_id = "labels.region".into();
+        s.metrics[X] = "m.lat.p99".into();
+        let s = s.with_parents();
+        assert_eq!(s.parents, ["labels", "m", "m.lat"]);
+        for line in [
+            r#"{"timestamp":1,"labels":{"host":"h","region":"eu"},"m":{"lat":{"p99":7}}}"#,
+            r#"{"labels":{"region":"eu"},"timestamp":1,"m":{"lat":{"p99":7,"p50":1}}}"#,
+            r#"{"timestamp":1,"labels.region":"eu","m.lat.p99":7}"#,
+            r#"{"timestamp":1,"labels":"x","labels":{"region":"eu"},"m":{"lat":{"p99":7}}}"#,
+        ] {
+            let (result, time, model, _, values) = run(parse_str, line, &s);
+            assert_eq!(result, Ok(()), "{line}");
+            assert_eq!(time, Some(1_000_000_000));
+            assert_eq!(model.as_deref(), Some("eu"), "{line}");
+            assert_eq!(f64::from_bits(values[X]), 7.0, "{line}");
+        }
+        // A wrong value inside is a field error naming the whole path.
+        let line = r#"{"timestamp":1,"m":{"lat":{"p99":"slow"}}}"#;
+        assert_eq!(
+            run(parse_str, line, &s).0.unwrap_err().to_string(),
+            "field \"m.lat.p99\": expected a finite number, found \"slow\""
+        );
+        // Without dotted names a nested object is skipped as before.
+        let line = r#"{"timestamp":1,"labels":{"region":"eu"}}"#;
+        assert_eq!(run(parse_str, line, &schema(Unit::S)).2, None);
     }
 
     #[test]

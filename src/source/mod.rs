@@ -6,6 +6,7 @@
 //! reuses [`Decoder`] on the bytes it reads, so both parse identically.
 
 pub mod csv;
+pub mod inputs;
 pub mod jsonl;
 pub mod lines;
 pub mod read_ahead;
@@ -18,12 +19,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::record::{DEFAULT_MODEL, Interner, Position, Record, Schema, Values};
+use crate::record::{Interner, Position, Record, Schema, Values};
 use lines::{Line, LineReader};
 
 /// What the parsers expect of a timestamp string.
-pub const TIMESTAMP_EXPECTED: &str =
-    "an RFC 3339 timestamp, \"YYYY-MM-DD HH:MM:SS\" or epoch seconds";
+pub const TIMESTAMP_EXPECTED: &str = crate::timestamp::EXPECTED;
 
 /// The input format of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,9 +82,8 @@ impl Fields {
     }
 
     /// Reads a timestamp string, reusing the previous line's day number.
-    fn time_of(&mut self, text: &[u8]) -> Result<i64, String> {
-        crate::timestamp::parse_with(text, &mut self.last_date)
-            .map_err(|_| TIMESTAMP_EXPECTED.to_string())
+    fn time_of(&mut self, text: &[u8], unit: crate::timestamp::Unit) -> Result<i64, String> {
+        crate::timestamp::parse_text(text, unit, &mut self.last_date)
     }
 
     /// Sets the model id from a string's UTF-8 bytes.
@@ -155,6 +154,10 @@ pub enum FieldError {
     TooLong { len: u64, max: usize },
     #[error("bad CSV header: {0}")]
     Header(String),
+    /// A line of a CSV file whose header was refused: shown once, as the
+    /// header's own error, so these are counted and kept but not printed.
+    #[error("no usable CSV header (line {0} was refused)")]
+    NoHeader(u64),
 }
 
 impl FieldError {
@@ -189,6 +192,9 @@ pub struct Decoder {
     file: Arc<str>,
     format: Format,
     csv: Option<csv::Layout>,
+    /// The line of a refused CSV header; later lines are still tried as the
+    /// header, but fail quietly.
+    refused_header: Option<u64>,
     fields: Fields,
     default_model: Arc<str>,
 }
@@ -199,8 +205,9 @@ impl Decoder {
             file,
             format,
             csv: None,
+            refused_header: None,
             fields: Fields::default(),
-            default_model: Arc::from(DEFAULT_MODEL),
+            default_model: crate::record::default_model(),
         }
     }
 
@@ -246,7 +253,7 @@ impl Decoder {
             line: number,
             offset,
         };
-        match self.parse(bytes, schema) {
+        match self.parse(bytes, number, schema) {
             Ok(true) => {
                 let f = &mut self.fields;
                 Some(Item::Record(Record {
@@ -266,8 +273,9 @@ impl Decoder {
         }
     }
 
-    /// Parses into `self.fields`; `Ok(false)` for a CSV header line.
-    fn parse(&mut self, bytes: &[u8], schema: &Schema) -> Result<bool, FieldError> {
+    /// Parses line `number` into `self.fields`; `Ok(false)` for a CSV
+    /// header line.
+    fn parse(&mut self, bytes: &[u8], number: u64, schema: &Schema) -> Result<bool, FieldError> {
         self.fields.reset(schema.metrics.len());
         match self.format {
             Format::Jsonl => jsonl::parse(bytes, schema, &mut self.fields)?,
@@ -275,7 +283,17 @@ impl Decoder {
                 utf8(bytes)?;
                 match &mut self.csv {
                     None => {
-                        self.csv = Some(csv::Layout::from_header(bytes, schema)?);
+                        let layout =
+                            csv::Layout::from_header(bytes, schema).map_err(|e| {
+                                match self.refused_header {
+                                    Some(first) => FieldError::NoHeader(first),
+                                    None => {
+                                        self.refused_header = Some(number);
+                                        e
+                                    }
+                                }
+                            })?;
+                        self.csv = Some(layout);
                         return Ok(false);
                     }
                     Some(layout) => layout.parse(bytes, schema, &mut self.fields)?,

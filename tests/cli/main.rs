@@ -6,6 +6,7 @@
 
 mod default_config;
 mod generate;
+mod newcomer;
 mod parity;
 mod replay;
 mod retrain;
@@ -53,8 +54,13 @@ impl Mmon {
         self
     }
 
+    /// Writes `name` (its folders created) in the run's directory.
     fn file(self, name: &str, contents: impl AsRef<[u8]>) -> Mmon {
-        std::fs::write(self.dir.path().join(name), contents).expect("write file");
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create folders");
+        }
+        std::fs::write(path, contents).expect("write file");
         self
     }
 

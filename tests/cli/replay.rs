@@ -469,10 +469,22 @@ fn every_bad_record_is_counted_shown_and_kept_with_its_raw_line() {
         lines[0],
         "bad.jsonl:2: not a JSON object: expected ident at line 1 column 2"
     );
-    assert_eq!(lines.len(), 11);
+    assert_eq!(lines.len(), 13, "{}", out.stderr);
     assert_eq!(
         lines[10],
         "mmon: 5 more bad records not shown (15 in all; all are in rejects.jsonl)"
+    );
+    // Then the end-of-run warnings: the two files overlap in time, and no
+    // record has the default config's `correct`.
+    assert!(
+        lines[11].ends_with("bad.csv overlaps bad.jsonl in time: 2 of its records are older than the last record of their model in bad.jsonl (counted as out of order)"),
+        "{}",
+        lines[11]
+    );
+    assert!(
+        lines[12].contains("no record had the monitored metric \"correct\""),
+        "{}",
+        lines[12]
     );
     let s = &out.json()["summary"];
     // Good records: BOM line, CRLF line, no-accuracy line, epoch+bool line and

@@ -86,8 +86,8 @@ fn value(b: &[u8], i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<usi
             let close = string_end(b, i + 1)?;
             let text = &b[i + 1..close];
             match key {
-                Key::Other => {}
-                Key::Timestamp => f.time = Some(f.time_of(text).ok()?),
+                Key::Parent(_) | Key::Other => {}
+                Key::Timestamp => f.time = Some(f.time_of(text, s.unit).ok()?),
                 Key::Model => f.set_model(text),
                 Key::Version => f.set_version(text),
                 Key::Metric(_) => return None,
@@ -97,7 +97,7 @@ fn value(b: &[u8], i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<usi
         b'-' | b'0'..=b'9' => {
             let (end, parts) = scan_number(b, i)?;
             match key {
-                Key::Other => {}
+                Key::Parent(_) | Key::Other => {}
                 Key::Timestamp => {
                     let t = match parts.value(b, i..end)? {
                         Number::Int(n) => timestamp::from_int(n, s.unit),
@@ -123,7 +123,7 @@ fn value(b: &[u8], i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<usi
                 return None;
             }
             match key {
-                Key::Other => {}
+                Key::Parent(_) | Key::Other => {}
                 Key::Metric(slot) => f.set_metric(s, slot, f64::from(u8::from(truth))).ok()?,
                 Key::Timestamp | Key::Model | Key::Version => return None,
             }
