@@ -299,3 +299,78 @@ pub enum Spot {
     /// The first value of the stream whose time is at or after this.
     Time(i64),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::EventKind;
+
+    const CONFIG: &str = "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n\
+                          params = { window = 20, threshold = 0.2 }\n\
+                          [report]\nmerge_gap = 0\nreset_on_version_change = false\n";
+
+    /// Two models, the second with two interleaved versions, and records
+    /// without the metric: a drop to 0.5 for model b from its record 300.
+    fn log() -> String {
+        let mut text = String::new();
+        let mut b = 0;
+        for i in 0..1500u64 {
+            let (model, version) = match i % 3 {
+                0 => ("a", "1"),
+                1 => ("b", "1"),
+                _ => ("b", "2"),
+            };
+            let acc = if model == "b" && b >= 300 { 0.5 } else { 0.9 };
+            if model == "b" {
+                b += 1;
+            }
+            if i % 7 == 0 {
+                text.push_str(&format!("{{\"timestamp\":{i},\"model_id\":\"{model}\"}}\n"));
+            }
+            text.push_str(&format!(
+                "{{\"timestamp\":{i},\"model_id\":\"{model}\",\"model_version\":\"{version}\",\"accuracy\":{acc}}}\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn truth_lines_map_to_the_index_the_pipeline_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        std::fs::write(&path, log()).unwrap();
+        let config = Config::parse(CONFIG, "t.toml").unwrap();
+        let paths = vec![path.display().to_string()];
+        let records = Records::read(&paths, &config, config.schema()).unwrap();
+        assert_eq!(records.len(), 1500 + 1500usize.div_ceil(7));
+        let mut windows = Vec::new();
+        records.replay(&config, |e| {
+            if e.kind == EventKind::Closed {
+                windows.push(e.window);
+            }
+        });
+        assert!(!windows.is_empty());
+        let b = records.model_number("b").unwrap();
+        let queries: Vec<(u32, usize, Spot)> = windows
+            .iter()
+            .flat_map(|w| {
+                let line = Spot::Line {
+                    file: 0,
+                    line: w.detected.line.unwrap(),
+                };
+                let time = Spot::Time(w.detected.timestamp.unwrap());
+                [(b, 0, line), (b, 0, time)]
+            })
+            .collect();
+        let found = records.locate(&queries);
+        for (w, pair) in windows.iter().zip(found.chunks(2)) {
+            assert_eq!(&*w.model_id, "b");
+            assert_eq!(pair, [Some(w.detected.index), Some(w.detected.index)]);
+        }
+        // A line that is not b's (nor has the metric) resolves to b's next value.
+        let next = records.locate(&[(b, 0, Spot::Line { file: 0, line: 1 })]);
+        assert_eq!(next, [Some(0)]);
+        assert_eq!(records.stream_lengths()[b as usize][0], 1000);
+        assert_eq!(records.locate(&[(b, 0, Spot::Index(1000))]), [None]);
+    }
+}
