@@ -23,7 +23,8 @@ fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let runs = configurations(args)?;
+    let axes = axes(args)?;
+    let runs = configurations(args, &axes)?;
     let first = &runs[0].config;
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(usage(anyhow!("'-' (stdin) can be given only once")));
@@ -97,7 +98,6 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
 
-    let axes = axes(args)?;
     let view = View {
         logs: &args.files,
         records: records.len() as u64,
@@ -145,9 +145,8 @@ fn axes(args: &EvalArgs) -> anyhow::Result<Vec<Axis>> {
 
 /// Every configuration at every grid point, validated before anything is
 /// read: any problem is a usage error naming the file, the key and the grid.
-fn configurations(args: &EvalArgs) -> anyhow::Result<Vec<Run>> {
-    let axes = axes(args)?;
-    let points = grid::points(&axes).map_err(usage)?;
+fn configurations(args: &EvalArgs, axes: &[Axis]) -> anyhow::Result<Vec<Run>> {
+    let points = grid::points(axes).map_err(usage)?;
     let read = |path: &std::path::Path| -> anyhow::Result<(String, String)> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
@@ -192,7 +191,7 @@ fn configurations(args: &EvalArgs) -> anyhow::Result<Vec<Run>> {
                     .iter()
                     .map(|(a, (_, v))| (a.path.clone(), v.clone()))
                     .collect(),
-                block: (!axes.is_empty()).then(|| grid::toml_block(&t, &axes)),
+                block: (!axes.is_empty()).then(|| grid::toml_block(&t, axes)),
             });
         }
     }
