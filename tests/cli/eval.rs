@@ -116,7 +116,7 @@ fn a_hand_written_change_by_index_line_or_timestamp_scores_the_same() {
 fn a_change_of_a_model_the_log_lacks_is_missed_and_said_so() {
     let truth = "{\"model_id\":\"m\",\"metric\":\"accuracy\",\"index\":2000}\n\
                  {\"model_id\":\"ghost\",\"metric\":\"accuracy\",\"index\":10}\n";
-    let out = eval_drop(&truth, &["--truth", "t.jsonl", "--format", "json"]);
+    let out = eval_drop(truth, &["--truth", "t.jsonl", "--format", "json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
@@ -137,7 +137,7 @@ fn a_change_of_a_model_the_log_lacks_is_missed_and_said_so() {
 fn table_markdown_and_csv_show_the_monitors_and_both_baselines() {
     let truth = "{\"model_id\":\"m\",\"metric\":\"accuracy\",\"index\":2000}\n";
     for format in ["table", "markdown", "csv"] {
-        let out = eval_drop(&truth, &["--truth", "t.jsonl", "--format", format]);
+        let out = eval_drop(truth, &["--truth", "t.jsonl", "--format", format]);
         assert_eq!(out.code, 0, "{format}: {}", out.stderr);
         let text = &out.stdout;
         match format {
@@ -219,7 +219,7 @@ fn a_bad_grid_is_a_usage_error_naming_the_key() {
         ("window", "expected PATH=V1,V2,..."),
     ] {
         let truth = "{\"model_id\":\"m\",\"metric\":\"accuracy\",\"index\":2000}\n";
-        let out = eval_drop(&truth, &["--truth", "t.jsonl", "--grid", grid]);
+        let out = eval_drop(truth, &["--truth", "t.jsonl", "--grid", grid]);
         assert_eq!(out.code, 2, "{grid}: {}", out.stderr);
         assert!(out.stderr.contains(needle), "{grid}: {}", out.stderr);
         assert!(out.stdout.is_empty());
@@ -247,7 +247,7 @@ fn a_bad_truth_is_a_usage_error_naming_the_line() {
             "t.jsonl: line 1: invalid type",
         ),
     ] {
-        let out = eval_drop(&truth, &["--truth", "t.jsonl"]);
+        let out = eval_drop(truth, &["--truth", "t.jsonl"]);
         assert_eq!(out.code, 2, "{truth}: {}", out.stderr);
         assert!(out.stderr.contains(needle), "{truth}: {}", out.stderr);
     }
