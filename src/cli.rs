@@ -116,6 +116,9 @@ pub enum Command {
     /// Write a synthetic log with known drifts, and its ground truth.
     #[command(after_help = GENERATE_EXAMPLES)]
     Generate(GenerateArgs),
+    /// Score monitors against known change points, beside two baselines.
+    #[command(after_help = EVAL_EXAMPLES)]
+    Eval(EvalArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -294,4 +297,41 @@ pub struct GenerateArgs {
     /// Probability of an extra malformed line before each event (the events stay the same).
     #[arg(long, value_name = "RATE", default_value_t = 0.0)]
     pub malformed_rate: f64,
+}
+
+const EVAL_EXAMPLES: &str = "Examples:
+  mmon generate --events 300000 --out m.jsonl
+  mmon eval m.jsonl --truth m.jsonl.truth.json
+  mmon eval m.jsonl --truth m.jsonl.truth.json --grid 'monitor[1].params.delta=1e-3,1e-4,1e-5'
+  mmon eval prod.jsonl --truth incidents.jsonl --config a.toml --config b.toml --format markdown
+
+A hand-written truth is JSONL, one change per line:
+  {\"model_id\": \"churn\", \"metric\": \"accuracy\", \"timestamp\": \"2024-03-02T10:00:00Z\"}
+  {\"model_id\": \"churn\", \"metric\": \"latency_ms\", \"line\": 51234, \"end\": 60000}
+  {\"model_id\": \"fraud\", \"metric\": \"correct\", \"index\": 8000, \"before\": 0.87, \"after\": 0.79}";
+
+/// `mmon eval`: the logs, their truth, and what to score.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Log files (JSONL or CSV, optionally .gz); '-' reads stdin.
+    #[arg(required = true, value_name = "LOG")]
+    pub files: Vec<String>,
+    /// The known changes: the truth JSON of `mmon generate`, or JSONL of {model_id, metric, index | line | timestamp, end?}.
+    #[arg(long, value_name = "TRUTH")]
+    pub truth: PathBuf,
+    /// A configuration to score (repeatable) [default: $MMON_CONFIG, else ./mmon.toml, else the embedded default]
+    #[arg(long, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// PATH=V1,V2,...: score each value of a configuration key (repeatable: the product of the grids).
+    #[arg(long, value_name = "SPEC")]
+    pub grid: Vec<String>,
+    /// A detection counts for the change it follows within this many records of the stream.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_delay: u64,
+    /// Output format [default: table on a terminal, json otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<crate::eval::Format>,
+    /// Runs at a time [default: the CPUs available]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
 }

@@ -111,15 +111,7 @@ impl Config {
     /// Finds and loads the configuration: `explicit` (the `--config` flag),
     /// else `MMON_CONFIG`, else `./mmon.toml` if present, else the default.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let path: Option<PathBuf> = explicit
-            .map(Path::to_path_buf)
-            .or_else(|| {
-                std::env::var_os("MMON_CONFIG")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
-            .or_else(|| Some(PathBuf::from("mmon.toml")).filter(|p| p.is_file()));
-        match path {
+        match Config::locate(explicit) {
             None => Ok(Config::embedded()),
             Some(path) => {
                 let file = path.display().to_string();
@@ -132,14 +124,36 @@ impl Config {
         }
     }
 
+    /// The file [`Config::load`] reads: `explicit`, else `MMON_CONFIG`,
+    /// else `./mmon.toml` if present; `None` for the embedded default.
+    pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                std::env::var_os("MMON_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| Some(PathBuf::from("mmon.toml")).filter(|p| p.is_file()))
+    }
+
     /// Parses and validates TOML text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    file: file.to_string(),
-                    message: e.to_string().trim_end().to_string(),
-                })?;
+        Config::from_table(Config::table(text, file)?, file)
+    }
+
+    /// The TOML table of `text`, before validation.
+    pub fn table(text: &str, file: &str) -> Result<toml::Table, ConfigError> {
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                file: file.to_string(),
+                message: e.to_string().trim_end().to_string(),
+            })
+    }
+
+    /// Validates a TOML table (as [`Config::table`] returns it, perhaps
+    /// changed since); `file` names it in errors.
+    pub fn from_table(table: toml::Table, file: &str) -> Result<Config, ConfigError> {
         let key_error = |e: ParamError| ConfigError::Key {
             file: file.to_string(),
             key: e.key,

@@ -24,6 +24,7 @@ fn main() -> std::process::ExitCode {
         Command::Watch(args) => mmon::cmd::watch::run(args, cli.quiet),
         Command::Init(args) => mmon::cmd::init::run(args),
         Command::Generate(args) => mmon::cmd::generate::run(args),
+        Command::Eval(args) => mmon::cmd::eval::run(args),
         Command::Registry(args) => mmon::cmd::registry::run_with_config(args),
         Command::Completions { shell } => {
             let mut cmd = mmon::cli::documented();

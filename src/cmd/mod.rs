@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the exit code of its outcome.
 
+pub mod eval;
 pub mod generate;
 pub mod init;
 pub mod registry;

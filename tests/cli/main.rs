@@ -5,6 +5,7 @@
 //! tests can check the files it wrote. One module per command.
 
 mod default_config;
+mod eval;
 mod generate;
 mod newcomer;
 mod parity;
