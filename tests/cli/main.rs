@@ -8,6 +8,7 @@ mod default_config;
 mod generate;
 mod parity;
 mod replay;
+mod reports;
 mod retrain;
 mod watch;
 
