@@ -18,6 +18,7 @@ use crate::record::Record;
 
 /// Buckets per series before neighbours merge.
 pub const MAX_BUCKETS: usize = 1024;
+const RECENT: usize = 16;
 /// Versions remembered per model; later ones are counted, not drawn.
 const MAX_VERSIONS: usize = 64;
 
@@ -169,29 +170,47 @@ struct ModelLevels {
 pub struct Levels {
     /// The monitored metric names, in the order of a record's values.
     metrics: Vec<Arc<str>>,
-    models: HashMap<Arc<str>, ModelLevels>,
+    models: Vec<ModelLevels>,
+    names: Vec<Arc<str>>,
+    by_name: HashMap<Arc<str>, usize>,
+    /// Recent models and their slots, by the address of their name: the
+    /// sources share one `Arc` per model name, so a pointer comparison
+    /// settles most records without hashing the name. Holding the `Arc`
+    /// keeps the address from being reused by another name.
+    recent: [Option<(Arc<str>, usize)>; RECENT],
 }
 
 impl Levels {
     pub fn new(metrics: &[String]) -> Levels {
         Levels {
             metrics: metrics.iter().map(|m| Arc::from(m.as_str())).collect(),
-            models: HashMap::new(),
+            ..Levels::default()
         }
     }
 
     pub fn observe(&mut self, record: &Record) {
-        let n = self.metrics.len();
-        let model = match self.models.get_mut(&record.model) {
-            Some(m) => m,
-            None => self
-                .models
-                .entry(record.model.clone())
-                .or_insert_with(|| ModelLevels {
-                    series: vec![Series::default(); n],
-                    ..ModelLevels::default()
-                }),
+        let way = (Arc::as_ptr(&record.model) as *const u8 as usize >> 4) % RECENT;
+        let slot = match &self.recent[way] {
+            Some((name, slot)) if Arc::ptr_eq(name, &record.model) => *slot,
+            _ => {
+                let slot = match self.by_name.get(&record.model) {
+                    Some(&slot) => slot,
+                    None => {
+                        self.models.push(ModelLevels {
+                            series: vec![Series::default(); self.metrics.len()],
+                            ..ModelLevels::default()
+                        });
+                        self.names.push(record.model.clone());
+                        self.by_name
+                            .insert(record.model.clone(), self.models.len() - 1);
+                        self.models.len() - 1
+                    }
+                };
+                self.recent[way] = Some((record.model.clone(), slot));
+                slot
+            }
         };
+        let model = &mut self.models[slot];
         for (series, &x) in model.series.iter_mut().zip(record.values.iter()) {
             if !x.is_nan() {
                 series.push(x, record.time_ns);
@@ -217,7 +236,7 @@ impl Levels {
     /// Every (model, metric) with at least one value, sorted by name.
     pub fn streams(&self) -> BTreeMap<(&str, &str), &Series> {
         let mut out = BTreeMap::new();
-        for (model, levels) in &self.models {
+        for (model, levels) in self.names.iter().zip(&self.models) {
             for (metric, series) in self.metrics.iter().zip(&levels.series) {
                 if series.count > 0 {
                     out.insert((&**model, &**metric), series);
@@ -230,7 +249,7 @@ impl Levels {
     /// The models seen, sorted, with the metrics each carried.
     pub fn models(&self) -> BTreeMap<&str, Vec<&str>> {
         let mut out = BTreeMap::new();
-        for (model, levels) in &self.models {
+        for (model, levels) in self.names.iter().zip(&self.models) {
             let seen = self
                 .metrics
                 .iter()
@@ -244,15 +263,15 @@ impl Levels {
     }
 
     pub fn versions(&self, model: &str) -> &[VersionSpan] {
-        self.models
+        self.by_name
             .get(model)
-            .map_or(&[][..], |m| m.versions.as_slice())
+            .map_or(&[][..], |&k| self.models[k].versions.as_slice())
     }
 
     /// The first and last event time of any value.
     pub fn time_range(&self) -> Option<(i64, i64)> {
         self.models
-            .values()
+            .iter()
             .flat_map(|m| m.series.iter())
             .filter_map(|s| Some((s.buckets.first()?.first_ns, s.buckets.last()?.last_ns)))
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
