@@ -156,6 +156,9 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also write a report of KIND (html, junit, markdown, github, json, jsonl, csv, table) to PATH ('-' is stdout); repeatable.
+    #[arg(long = "report", value_name = "KIND=PATH")]
+    pub reports: Vec<crate::report::files::ReportSpec>,
     /// Print each training argv and environment that would run; run none.
     #[arg(long)]
     pub dry_run: bool,

@@ -14,6 +14,7 @@ use crate::exit_code::{ExitCode, Failure};
 use crate::pipeline::{Counts, Pipeline};
 use crate::progress::Progress;
 use crate::rejects::Rejects;
+use crate::report::files::ReportFiles;
 use crate::report::{self, Reporter, Summary};
 use crate::retrain::ClockMode;
 use crate::source::read_ahead::ReadAhead;
@@ -57,6 +58,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let mut outputs = report_files(&args.run, &config)?;
     let out = open_output(&args.run)?;
     let format = report_format(&args.run);
     let mut reporter = Reporter::new(format, out, !quiet);
@@ -79,10 +81,12 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             match item {
                 Item::Record(record) => {
                     pipeline.process(record, &mut events);
+                    outputs.observe(record);
                     for event in events.drain(..) {
                         if let Some(t) = &mut trigger {
                             t.observe(&event, &mut pipeline);
                         }
+                        outputs.event(&event);
                         reporter.event(&event)?;
                     }
                 }
@@ -94,6 +98,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     pipeline.finish(&mut events);
     for event in events.drain(..) {
+        outputs.event(&event);
         reporter.event(&event)?;
     }
     progress.finish();
@@ -119,6 +124,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     reporter
         .finish(&summary)
         .context("cannot write the report")?;
+    outputs.write(&summary, false)?;
     if counts.records == 0 {
         return Err(no_usable_record(&files, rejects.count()));
     }
@@ -238,12 +244,7 @@ pub fn exit_code(
     counts: Counts,
     trigger: Option<&RetrainTrigger>,
 ) -> ExitCode {
-    let fail_on = match run.fail_on {
-        Some(FailOnArg::None) => FailOn::None,
-        Some(FailOnArg::Warning) => FailOn::Warning,
-        Some(FailOnArg::Drift) => FailOn::Drift,
-        None => config.report.fail_on,
-    };
+    let fail_on = fail_on_flag(run).unwrap_or(config.report.fail_on);
     let found = match fail_on {
         FailOn::None => false,
         FailOn::Warning => counts.windows_warning + counts.windows_drift > 0,
@@ -267,6 +268,31 @@ pub fn trigger_options(run: &RunArgs) -> TriggerOptions {
         fake: run.fake_training.clone(),
         cancel: None,
     }
+}
+
+/// The `--report` files of a run; two reports on stdout are a usage error.
+pub fn report_files(run: &RunArgs, config: &Config) -> anyhow::Result<ReportFiles> {
+    let on_stdout =
+        run.reports.iter().filter(|s| s.path == "-").count() + usize::from(run.output.is_none());
+    if !run.reports.is_empty() && on_stdout > 1 {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            anyhow::anyhow!(
+                "--report KIND=- and the main report would both write to stdout: give --output FILE, or write the report to a file"
+            ),
+        )
+        .into());
+    }
+    Ok(ReportFiles::new(&run.reports, config, fail_on_flag(run)))
+}
+
+/// `--fail-on` as given on the command line.
+fn fail_on_flag(run: &RunArgs) -> Option<FailOn> {
+    run.fail_on.map(|f| match f {
+        FailOnArg::None => FailOn::None,
+        FailOnArg::Warning => FailOn::Warning,
+        FailOnArg::Drift => FailOn::Drift,
+    })
 }
 
 /// Loads and validates the configuration; any problem is a usage error.

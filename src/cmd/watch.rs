@@ -33,7 +33,9 @@ use crate::source::Item;
 use crate::trigger::RetrainTrigger;
 use crate::watch::{Flow, Follower, Wake};
 
-use super::replay::{load_config, open_output, report_format, summary, trigger_options};
+use super::replay::{
+    load_config, open_output, report_files, report_format, summary, trigger_options,
+};
 
 /// The SIGINT and SIGTERM flags, and one for either (which also cancels a
 /// running training command).
@@ -146,6 +148,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let mut outputs = report_files(&args.run, &config)?;
     let out = open_output(&args.run)?;
     let mut reporter = Reporter::new(report_format(&args.run), out, !quiet);
     let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
@@ -199,12 +202,14 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             match item {
                 Item::Record(record) => {
                     pipeline.process(&record, &mut events);
+                    outputs.observe(&record);
                     for event in events.drain(..) {
                         if let Some(t) = &mut trigger {
                             let before = t.counts();
                             t.observe(&event, &mut pipeline);
                             retrained |= t.counts() != before;
                         }
+                        outputs.event(&event);
                         reporter.event(&event)?;
                     }
                 }
@@ -221,6 +226,18 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         dirty |= read;
         if retrained || (dirty && due(last_save)) {
             save(&follower, &pipeline)?;
+            if !outputs.is_empty() {
+                // Report files follow the checkpoint (SPEC §8).
+                let so_far = run_summary(
+                    &pipeline,
+                    start_counts,
+                    &rejects,
+                    trigger.as_ref(),
+                    started,
+                    &follower,
+                );
+                outputs.write(&so_far, false)?;
+            }
             last_save = Instant::now();
             dirty = false;
         }
@@ -245,34 +262,22 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         // Without a checkpoint, the end of the run is the end of the input.
         pipeline.finish(&mut events);
         for event in events.drain(..) {
+            outputs.event(&event);
             reporter.event(&event)?;
         }
     }
     save(&follower, &pipeline)?;
     rejects.finish()?;
 
-    let total = pipeline.counts();
-    let counts = Counts {
-        records: total.records - start_counts.records,
-        out_of_order: total.out_of_order - start_counts.out_of_order,
-        windows_warning: total
-            .windows_warning
-            .saturating_sub(start_counts.windows_warning),
-        windows_drift: total
-            .windows_drift
-            .saturating_sub(start_counts.windows_drift),
-    };
-    let inputs = follower.stats();
-    let bytes = inputs.iter().map(|s| s.bytes).sum();
-    let summary = summary(
+    let summary = run_summary(
         &pipeline,
-        counts,
-        rejects.count(),
+        start_counts,
+        &rejects,
         trigger.as_ref(),
-        started.elapsed().as_secs_f64(),
-        bytes,
-        inputs,
+        started,
+        &follower,
     );
+    let counts = summary_counts(&pipeline, start_counts);
     if follower.truncations > 0 {
         log::warn!("{} truncation(s) seen", follower.truncations);
     }
@@ -280,6 +285,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     reporter
         .finish(&summary)
         .context("cannot write the report")?;
+    outputs.write(&summary, signals.exit_code().is_some())?;
 
     if let Some(code) = signals.exit_code() {
         return Ok(code);
@@ -298,4 +304,37 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         counts,
         trigger.as_ref(),
     ))
+}
+
+/// This run's counts: the pipeline's less what the checkpoint carried in.
+fn summary_counts(pipeline: &Pipeline, start: Counts) -> Counts {
+    let total = pipeline.counts();
+    Counts {
+        records: total.records - start.records,
+        out_of_order: total.out_of_order - start.out_of_order,
+        windows_warning: total.windows_warning.saturating_sub(start.windows_warning),
+        windows_drift: total.windows_drift.saturating_sub(start.windows_drift),
+    }
+}
+
+/// The summary of what this run has read so far.
+fn run_summary(
+    pipeline: &Pipeline,
+    start: Counts,
+    rejects: &Rejects,
+    trigger: Option<&RetrainTrigger>,
+    started: Instant,
+    follower: &Follower,
+) -> crate::report::Summary {
+    let inputs = follower.stats();
+    let bytes = inputs.iter().map(|s| s.bytes).sum();
+    summary(
+        pipeline,
+        summary_counts(pipeline, start),
+        rejects.count(),
+        trigger,
+        started.elapsed().as_secs_f64(),
+        bytes,
+        inputs,
+    )
 }

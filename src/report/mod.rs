@@ -4,9 +4,20 @@
 //! end, and writes to any `Write`. `jsonl` streams each event at once (what
 //! `watch` users alert on); the other formats collect the closed windows and
 //! render them, in the order the windows opened, when the run ends.
+//!
+//! `--report KIND=PATH` files ([`files::ReportFiles`]) add the formats
+//! people look at (`html`, `markdown`) and the ones CI systems show
+//! natively (`junit`, `github`), rendered from a [`view::RunView`].
 
 mod csv;
+pub mod files;
+mod github;
+mod html;
+mod junit;
+pub mod levels;
+mod markdown;
 mod table;
+pub mod view;
 
 use std::io::{self, Write};
 
@@ -82,10 +93,10 @@ struct Document<'a> {
 }
 
 #[derive(Serialize)]
-struct EventLine<'a> {
-    event: EventKind,
+pub(crate) struct EventLine<'a> {
+    pub event: EventKind,
     #[serde(flatten)]
-    window: &'a Window,
+    pub window: &'a Window,
 }
 
 /// Renders window events and the summary in one format.

@@ -10,6 +10,7 @@ mod generate;
 mod newcomer;
 mod parity;
 mod replay;
+mod reports;
 mod retrain;
 mod watch;
 
