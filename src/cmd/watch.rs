@@ -70,6 +70,18 @@ impl Signals {
     }
 }
 
+/// The files a watch writes: the shared outputs and the checkpoint.
+fn watch_outputs(args: &WatchArgs) -> Vec<crate::output::Output<'_>> {
+    let mut out = super::replay::outputs(&args.run);
+    if let Some(path) = &args.state {
+        out.push(crate::output::Output {
+            flag: "--state",
+            path,
+        });
+    }
+    out
+}
+
 fn checkpoint_failure(e: CheckpointError) -> anyhow::Error {
     Failure::new(ExitCode::Checkpoint, e).into()
 }
@@ -80,6 +92,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let e = anyhow::anyhow!("--poll-interval: must be more than 0");
         return Err(Failure::new(ExitCode::Usage, e).into());
     }
+    crate::output::refuse_inputs(&watch_outputs(args), &crate::output::matching(&args.paths))?;
     let signals = Signals::register()?;
 
     let checkpoint = args
@@ -274,7 +287,8 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     reporter
         .finish(&summary)
-        .context("cannot write the report")?;
+        .map_err(crate::output::output_failure)?
+        .commit()?;
 
     if let Some(code) = signals.exit_code() {
         return Ok(code);

@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use semver::Version;
 use serde::Serialize;
 
-use super::{Event, ModelDir, RegistryError, ShortLock, durable};
+use super::{Event, ModelDir, RegistryError, ShortLock};
+use crate::durable;
 
 /// What gc did (or, with `dry_run`, would do) to one model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

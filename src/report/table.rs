@@ -96,7 +96,14 @@ pub fn write<W: Write>(mut out: W, windows: &[Window], s: &Summary) -> io::Resul
         s.windows.warning,
         s.retrains.ok,
         s.retrains.failed
-    )
+    )?;
+    if let Some(signal) = s.interrupted {
+        writeln!(
+            out,
+            "interrupted by {signal}: this report covers what was read before it"
+        )?;
+    }
+    Ok(())
 }
 
 fn json_word<T: serde::Serialize>(v: &T) -> String {

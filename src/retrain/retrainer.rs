@@ -32,11 +32,11 @@ use super::history::{self, TrialRecord};
 use super::outcome::{DryRun, FailedRetrain, PlannedTrial, Published, RetrainOutcome, Skip};
 use super::runner::{Job, PARAMS_JSON, Runner, Termination};
 use super::{tuner, verdict};
+use crate::durable;
 use crate::registry::manifest::{Selected, TrialEntry};
 use crate::registry::version::next_version;
 use crate::registry::{
-    Event, LockError, Manifest, ModelDir, PublishHook, PublishStep, Registry, RegistryError,
-    durable, events,
+    Event, LockError, Manifest, ModelDir, PublishHook, PublishStep, Registry, RegistryError, events,
 };
 
 /// Retrains models on drift and publishes them into one registry.
