@@ -16,6 +16,10 @@ use serde::Serialize;
 use super::{Event, ModelDir, RegistryError, ShortLock};
 use crate::durable;
 
+/// How long an orphaned training group gets between SIGTERM and SIGKILL
+/// when gc finds one (a retrain uses its `shutdown_grace`).
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What gc did (or, with `dry_run`, would do) to one model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GcReport {
@@ -90,6 +94,9 @@ impl ModelDir {
                 )?;
             }
             durable::remove_any(&dest).map_err(RegistryError::io("cannot remove", &dest))?;
+        }
+        if train_lock.is_some() {
+            self.stop_orphans(ORPHAN_GRACE);
         }
         {
             let _lock = ShortLock::acquire(&self.lock_path())?;

@@ -21,6 +21,7 @@ mod gc;
 pub mod lock;
 pub mod manifest;
 pub mod name;
+pub mod orphans;
 mod publish;
 #[cfg(test)]
 mod tests;

@@ -259,6 +259,9 @@ impl Retrainer {
             f.reason = reason;
             RetrainOutcome::Failed(f)
         };
+        // A group an earlier, killed run left training would write into
+        // staging and compete with this run: end it before clearing.
+        model.stop_orphans(self.cfg.shutdown_grace);
         if let Err(e) = model.clear_debris(lock) {
             return give_up(
                 fail,
@@ -338,6 +341,7 @@ impl Retrainer {
                     self.keep_failed(model, &staging, &entry, &new, run_id, event_time);
                 }
             }
+            let interrupted = report.termination == Termination::Interrupted;
             let record = TrialRecord {
                 at: self.clock.now(),
                 run_id: run_id.to_string(),
@@ -353,6 +357,10 @@ impl Retrainer {
             }
             history.push(record);
             entries.push(entry);
+            if interrupted {
+                // mmon is shutting down: start no further trial.
+                break;
+            }
         }
 
         let goal = self.goal();
