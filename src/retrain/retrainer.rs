@@ -506,6 +506,17 @@ impl Retrainer {
                 reason: entry.reason.clone().unwrap_or_default(),
             },
         );
+        // A bad spell must not fill the disk: keep only the newest ones.
+        match model.prune_failed(self.cfg.keep_failed) {
+            Ok(removed) if !removed.is_empty() => log::info!(
+                "{}: removed {} old failed trial(s) from .failed/ (keep_failed = {})",
+                model.id(),
+                removed.len(),
+                self.cfg.keep_failed
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("{}: cannot prune .failed/: {e}", model.id()),
+        }
     }
 
     fn job(&self, ctx: &Context, trial: u32, proposal: &tuner::Proposal, staging: &Path) -> Job {
