@@ -4,6 +4,7 @@
 //! environment and returns exit code, stdout, stderr and the directory so
 //! tests can check the files it wrote. One module per command.
 
+mod checkpoint;
 mod default_config;
 mod outputs;
 mod parity;
