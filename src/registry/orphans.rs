@@ -94,6 +94,12 @@ pub fn stop_group(pgid: i32, grace: Duration) {
     while alive() {
         if Instant::now() >= until {
             let _ = killpg(group, Signal::SIGKILL);
+            // SIGKILL is delivered asynchronously: wait (briefly) until the
+            // processes are gone, so nothing writes into staging after this.
+            let until = Instant::now() + Duration::from_secs(5);
+            while alive() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
