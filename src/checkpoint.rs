@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::durable::AtomicFile;
+
 /// The format name and version written into every checkpoint.
 pub const SCHEMA: &str = "mmon.checkpoint/1";
 
@@ -171,30 +173,22 @@ impl Checkpoint {
     /// Replaces the checkpoint atomically, keeping the previous one as `.prev`.
     pub fn save(&self, body: &Body) -> Result<(), CheckpointError> {
         let text = encode(body);
-        let tmp = sibling(&self.path, &format!(".tmp.{}", std::process::id()));
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(io_err(&tmp))?;
-        drop(f);
-        if self.path.exists() {
-            // A hard link keeps FILE in place while .prev is replaced.
-            let prev = sibling(&self.path, ".prev");
-            let prev_tmp = sibling(&self.path, &format!(".prev.tmp.{}", std::process::id()));
-            let _ = fs::remove_file(&prev_tmp);
-            if fs::hard_link(&self.path, &prev_tmp).is_ok() {
-                fs::rename(&prev_tmp, &prev).map_err(io_err(&prev))?;
+        let tmp = crate::durable::temp_path(&self.path);
+        let mut f = AtomicFile::create(&self.path).map_err(io_err(&tmp))?;
+        f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
+        f.commit_with(|path| {
+            if path.exists() {
+                // A hard link keeps FILE in place while .prev is replaced.
+                let prev = sibling(path, ".prev");
+                let prev_tmp = sibling(path, &format!(".prev.tmp.{}", std::process::id()));
+                let _ = fs::remove_file(&prev_tmp);
+                if fs::hard_link(path, &prev_tmp).is_ok() {
+                    fs::rename(&prev_tmp, &prev)?;
+                }
             }
-        }
-        fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&dir))?;
-        Ok(())
+            Ok(())
+        })
+        .map_err(io_err(&self.path))
     }
 }
 

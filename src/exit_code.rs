@@ -16,7 +16,10 @@ pub enum ExitCode {
     Usage,
     /// A file missing or unreadable, or a bad record under `--on-bad-record fail`.
     Input,
-    /// A training run failed or timed out, or the registry failed.
+    /// A training run failed or timed out, the registry failed `verify`, or
+    /// an output (report, rejects file, registry, checkpoint) could not be
+    /// written: a missing or read-only folder, a full disk. One rule for
+    /// every output; a mistake found before any I/O is [`ExitCode::Usage`].
     Training,
     /// Checkpoint corrupt, of an unknown version, or locked by another run.
     Checkpoint,
@@ -64,7 +67,7 @@ impl ExitCode {
                 "input error: a file missing or unreadable, or a bad record under --on-bad-record fail"
             }
             ExitCode::Training => {
-                "a training run failed or timed out, or the registry could not be written or failed verify"
+                "a training run failed or timed out, the registry failed verify, or an output (report, rejects, registry, checkpoint) could not be written"
             }
             ExitCode::Checkpoint => {
                 "checkpoint corrupt, of an unknown format version, or locked by another run"
@@ -123,6 +126,11 @@ impl Failure {
             code,
             error: error.into(),
         }
+    }
+
+    /// An output that could not be written: exit 4, whatever the output.
+    pub fn output(error: impl Into<anyhow::Error>) -> Failure {
+        Failure::new(ExitCode::Training, error)
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::detect::{Detector, DetectorConfig, Direction, Outcome};
+use crate::detect::{Detector, DetectorConfig, Direction, MAX_COUNT, Outcome};
 use crate::record::Record;
 use crate::window::{DetectorInfo, EndReason, Event, EventKind, Point, Severity, Subject, Window};
 
@@ -554,6 +554,14 @@ pub enum RestoreError {
     Shape(String),
 }
 
+fn shape(ok: bool, what: impl FnOnce() -> String) -> Result<(), RestoreError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(RestoreError::Shape(what()))
+    }
+}
+
 impl Pipeline {
     /// The whole state: every stream's position and history, every
     /// detector, every open window, the window counter and the counts.
@@ -604,13 +612,41 @@ impl Pipeline {
         serde_json::to_value(&saved).unwrap_or(serde_json::Value::Null)
     }
 
-    /// A pipeline for `config` continuing from a state written by [`Pipeline::save`].
+    /// A pipeline for `config` continuing from a state written by
+    /// [`Pipeline::save`], checked against `config` (SPEC §6): every count
+    /// within [`MAX_COUNT`], every open window inside its stream, every
+    /// detector state one that the configured detector can be in. The
+    /// configuration is the truth: monitors, metrics and detector
+    /// parameters come from it, never from the checkpoint.
     pub fn restore(config: &Config, state: serde_json::Value) -> Result<Pipeline, RestoreError> {
         let saved: Saved = serde_json::from_value(state)?;
         let mut p = Pipeline::new(config);
+        let c = saved.counts;
+        shape(
+            saved.next_window <= MAX_COUNT && c.records <= MAX_COUNT,
+            || {
+                format!(
+                    "{} windows and {} records are beyond any log",
+                    saved.next_window, c.records
+                )
+            },
+        )?;
+        shape(c.out_of_order <= c.records, || {
+            format!("{} out of order of {} records", c.out_of_order, c.records)
+        })?;
+        shape(
+            c.windows_warning.saturating_add(c.windows_drift) <= saved.next_window,
+            || {
+                format!(
+                    "{} warning and {} drift windows, but only {} were opened",
+                    c.windows_warning, c.windows_drift, saved.next_window
+                )
+            },
+        )?;
         p.next_window = saved.next_window;
-        p.counts = saved.counts;
-        p.seen.restored_records = saved.counts.records;
+        p.counts = c;
+        p.seen.restored_records = c.records;
+        let mut open_warnings = 0u64;
         for m in saved.models {
             if m.metrics.len() != p.metric_count || m.monitors.len() != p.monitors.len() {
                 return Err(RestoreError::Shape(format!(
@@ -622,8 +658,17 @@ impl Pipeline {
                     p.monitors.len()
                 )));
             }
+            shape(!p.by_id.contains_key(&m.id), || {
+                format!("model {} is saved twice", m.id)
+            })?;
             let mut metrics = Vec::with_capacity(m.metrics.len());
             for (count, history) in m.metrics {
+                shape(count <= c.records, || {
+                    format!(
+                        "model {}: a stream of {count} values from {} records",
+                        m.id, c.records
+                    )
+                })?;
                 let mut seen = Vec::with_capacity(history.len());
                 for (f, line, time_ns) in history {
                     let name = saved.files.get(f as usize).ok_or_else(|| {
@@ -638,13 +683,44 @@ impl Pipeline {
                 metrics.push(MetricStream::restored(count, &seen));
             }
             let mut monitors = Vec::with_capacity(m.monitors.len());
-            for (spec, sm) in p.monitors.iter().zip(m.monitors) {
-                let detector = spec.detector.restore(sm.detector)?;
-                let open = sm.open.map(|(id, mut w)| {
-                    w.id = id;
-                    w.detector = spec.info.clone();
-                    w
-                });
+            for (k, (spec, sm)) in p.monitors.iter().zip(m.monitors).enumerate() {
+                let detector = spec.detector.restore(sm.detector).map_err(|e| {
+                    RestoreError::Shape(format!(
+                        "model {}, monitor[{k}] ({} on {}): {e}",
+                        m.id,
+                        spec.detector.name(),
+                        spec.metric
+                    ))
+                })?;
+                let count = metrics[spec.slot].count;
+                let open = match sm.open {
+                    None => None,
+                    Some((id, mut w)) => {
+                        let (start, detected, end) = (w.start.index, w.detected.index, w.end.index);
+                        shape(start <= end && detected <= end && end < count, || {
+                            format!(
+                                "model {}, monitor[{k}]: an open window at {start}..{end} in a stream of {count} values",
+                                m.id
+                            )
+                        })?;
+                        shape(id < saved.next_window && w.detections <= MAX_COUNT, || {
+                            format!(
+                                "model {}, monitor[{k}]: window {id} of {}",
+                                m.id, saved.next_window
+                            )
+                        })?;
+                        if w.severity == Severity::Warning {
+                            open_warnings += 1;
+                        }
+                        w.id = id;
+                        w.model_id = m.id.clone();
+                        w.metric = spec.metric.clone();
+                        w.direction = spec.direction;
+                        w.detector = spec.info.clone();
+                        w.end_reason = None;
+                        Some(w)
+                    }
+                };
                 monitors.push(MonitorState { detector, open });
             }
             let id = m.id;
@@ -660,6 +736,13 @@ impl Pipeline {
                 monitors,
             });
         }
+        // Each open warning window is counted until it escalates.
+        shape(open_warnings <= c.windows_warning, || {
+            format!(
+                "{open_warnings} open warning windows but {} counted",
+                c.windows_warning
+            )
+        })?;
         Ok(p)
     }
 }
@@ -756,6 +839,64 @@ mod tests {
                 p.counts()
             });
         }
+    }
+
+    /// A pipeline with one open drift window, saved.
+    fn saved_with_an_open_window(cfg: &Config) -> serde_json::Value {
+        let mut p = Pipeline::new(cfg);
+        let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
+        recs.extend((5..8).map(|i| record(i, "m", "1", 0.5)));
+        let mut events = Vec::new();
+        for r in &recs {
+            p.process(r, &mut events);
+        }
+        assert_eq!(p.counts().windows_drift, 1);
+        p.save()
+    }
+
+    fn refused(cfg: &Config, state: serde_json::Value, why: &str) {
+        match Pipeline::restore(cfg, state) {
+            Ok(_) => panic!("{why}: restored"),
+            Err(e) => assert!(e.to_string().contains("does not fit"), "{why}: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_restored_state_that_does_not_fit_is_refused_instead_of_overflowing_later() {
+        let cfg = config("[report]\nmerge_gap = 100\n");
+        let good = saved_with_an_open_window(&cfg);
+        Pipeline::restore(&cfg, good.clone()).unwrap();
+
+        let mut s = good.clone();
+        s["models"][0]["monitors"][0]["open"][1]["end"]["index"] = 1000.into();
+        refused(&cfg, s, "an open window beyond its stream");
+
+        let mut s = good.clone();
+        s["counts"]["records"] = u64::MAX.into();
+        refused(&cfg, s, "records at u64::MAX");
+
+        let mut s = good.clone();
+        s["counts"]["out_of_order"] = 100.into();
+        refused(&cfg, s, "more out of order than records");
+
+        let mut s = good.clone();
+        s["models"][0]["metrics"][0][0] = 100.into();
+        refused(&cfg, s, "a stream longer than the records");
+
+        // An open warning window that the counts do not hold would make its
+        // escalation subtract from zero.
+        let mut s = good.clone();
+        s["models"][0]["monitors"][0]["open"][1]["severity"] = "warning".into();
+        refused(&cfg, s, "an uncounted warning window");
+
+        let mut s = good.clone();
+        let model = s["models"][0].clone();
+        s["models"].as_array_mut().unwrap().push(model);
+        refused(&cfg, s, "a model saved twice");
+
+        let mut s = good;
+        s["models"][0]["monitors"][0]["detector"]["reference_count"] = 99.into();
+        refused(&cfg, s, "a detector state beyond its window");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub enum RegistryCommand {
     },
     /// Remove old versions (never LATEST or an aliased one) and clear debris
     Gc {
-        /// How many of the newest versions to keep per model
+        /// How many of the newest versions, and of the failed trials in .failed/, to keep per model
         #[arg(long, value_name = "N")]
         keep: usize,
         /// Say what would be removed; remove nothing
@@ -486,6 +486,9 @@ fn gc(
         )?;
         for d in &r.debris {
             writeln!(out, "{}: {verb} debris {}", r.model_id, d.display())?;
+        }
+        for f in &r.failed {
+            writeln!(out, "{}: {verb} failed trial .failed/{f}", r.model_id)?;
         }
         if let Some(note) = &r.note {
             writeln!(out, "{}: note: {note}", r.model_id)?;

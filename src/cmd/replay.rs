@@ -1,8 +1,12 @@
 //! `mmon replay`: read logs to their end through the pipeline and report.
+//!
+//! SIGINT or SIGTERM stops the reading after the record in hand; a running
+//! training command gets `shutdown_grace` to end before its process group
+//! is killed; the report of what was read is written, marked interrupted,
+//! and the exit code is 130 or 143 (SPEC §6).
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,12 +15,14 @@ use anyhow::Context;
 use crate::cli::{FailOnArg, ReplayArgs, RunArgs};
 use crate::config::{Config, FailOn};
 use crate::exit_code::{ExitCode, Failure};
+use crate::output::{self, Output, ReportSink, output_failure};
 use crate::pipeline::{Counts, Pipeline};
 use crate::progress::Progress;
 use crate::rejects::Rejects;
 use crate::report::files::ReportFiles;
 use crate::report::{self, Reporter, Summary};
 use crate::retrain::ClockMode;
+use crate::signals::Signals;
 use crate::source::read_ahead::ReadAhead;
 use crate::source::{FileSource, FileStats, Item};
 use crate::trigger::{RetrainTrigger, TriggerOptions};
@@ -36,6 +42,8 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
+    let inputs: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+    output::refuse_inputs(&outputs(&args.run), &inputs)?;
     // Every file must exist before anything is read; their sizes (unknown
     // for stdin and gzip) make the progress bar's total.
     let mut total = Some(0u64);
@@ -49,12 +57,11 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             .len();
         total = total.filter(|_| !f.ends_with(".gz")).map(|t| t + size);
     }
+    let signals = Signals::register()?;
+    let mut options = trigger_options(&args.run);
+    options.cancel = Some(signals.flag());
     let mut trigger = if args.retrain || args.run.dry_run {
-        Some(RetrainTrigger::new(
-            &config,
-            &trigger_options(&args.run),
-            ClockMode::Replay,
-        )?)
+        Some(RetrainTrigger::new(&config, &options, ClockMode::Replay)?)
     } else {
         None
     };
@@ -76,8 +83,12 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut events = Vec::new();
     let mut seen = 0u64;
-    while let Some(batch) = source.next_batch()? {
+    'read: while let Some(batch) = source.next_batch()? {
         for item in batch {
+            if signals.caught() {
+                break 'read;
+            }
+            seen += 1;
             match item {
                 Item::Record(record) => {
                     pipeline.process(record, &mut events);
@@ -87,19 +98,18 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                             t.observe(&event, &mut pipeline);
                         }
                         outputs.event(&event);
-                        reporter.event(&event)?;
+                        reporter.event(&event).map_err(output_failure)?;
                     }
                 }
                 Item::Bad(bad) => rejects.add(bad)?,
             }
         }
-        seen += batch.len() as u64;
         progress.update(source.bytes_read(), seen, started.elapsed().as_secs_f64());
     }
     pipeline.finish(&mut events);
     for event in events.drain(..) {
         outputs.event(&event);
-        reporter.event(&event)?;
+        reporter.event(&event).map_err(output_failure)?;
     }
     progress.finish();
     rejects.finish()?;
@@ -111,7 +121,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     let counts = pipeline.counts();
-    let summary = summary(
+    let mut summary = summary(
         &pipeline,
         counts,
         rejects.count(),
@@ -121,14 +131,22 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         source.stats().to_vec(),
     );
     warn_unseen(&summary, &config);
+    summary.interrupted = signals.name();
+    if let Some(signal) = summary.interrupted {
+        log::warn!("{signal}: stopped after {seen} records; reporting what was read");
+    }
     reporter
         .finish(&summary)
-        .context("cannot write the report")?;
-    outputs.write(&summary, false)?;
-    if counts.records == 0 {
+        .map_err(output_failure)?
+        .commit()?;
+    outputs.write(&summary, summary.interrupted.is_some())?;
+    if counts.records == 0 && summary.interrupted.is_none() {
         return Err(no_usable_record(&files, rejects.count()));
     }
 
+    if let Some(code) = signals.exit_code() {
+        return Ok(code);
+    }
     Ok(exit_code(&args.run, &config, counts, trigger.as_ref()))
 }
 
@@ -226,6 +244,7 @@ pub fn summary(
         retrains: trigger.map(RetrainTrigger::counts).unwrap_or_default(),
         unseen: pipeline.unseen(),
         elapsed_s,
+        interrupted: None,
         records_per_s: if elapsed_s > 0.0 {
             counts.records as f64 / elapsed_s
         } else {
@@ -310,16 +329,32 @@ pub fn report_format(run: &RunArgs) -> report::Format {
         })
 }
 
-/// Where the report goes; a file that cannot be created is a usage error,
-/// found before any input is read.
-pub fn open_output(run: &RunArgs) -> anyhow::Result<Box<dyn Write>> {
-    Ok(match &run.output {
-        None => Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
-        Some(path) => {
-            let file = File::create(path)
-                .with_context(|| format!("cannot create {}", Path::new(path).display()))
-                .map_err(|e| Failure::new(ExitCode::Usage, e))?;
-            Box::new(BufWriter::new(file))
-        }
-    })
+/// Where the report goes; a file that cannot be created (its folder is
+/// missing or read-only) is exit 4, found before any input is read.
+pub fn open_output(run: &RunArgs) -> anyhow::Result<ReportSink> {
+    ReportSink::open(run.output.as_deref())
+}
+
+/// The files a run writes besides its checkpoint, with their flags.
+pub fn outputs(run: &RunArgs) -> Vec<Output<'_>> {
+    let mut out = Vec::new();
+    if let Some(path) = &run.output {
+        out.push(Output {
+            flag: "--output",
+            path: path.as_path(),
+        });
+    }
+    if let Some(path) = &run.rejects {
+        out.push(Output {
+            flag: "--rejects",
+            path: path.as_path(),
+        });
+    }
+    for spec in run.reports.iter().filter(|s| s.path != "-") {
+        out.push(Output {
+            flag: "--report",
+            path: Path::new(&spec.path),
+        });
+    }
+    out
 }

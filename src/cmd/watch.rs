@@ -76,6 +76,18 @@ impl Signals {
     }
 }
 
+/// The files a watch writes: the shared outputs and the checkpoint.
+fn watch_outputs(args: &WatchArgs) -> Vec<crate::output::Output<'_>> {
+    let mut out = super::replay::outputs(&args.run);
+    if let Some(path) = &args.state {
+        out.push(crate::output::Output {
+            flag: "--state",
+            path,
+        });
+    }
+    out
+}
+
 fn checkpoint_failure(e: CheckpointError) -> anyhow::Error {
     Failure::new(ExitCode::Checkpoint, e).into()
 }
@@ -86,6 +98,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         let e = anyhow::anyhow!("--poll-interval: must be more than 0");
         return Err(Failure::new(ExitCode::Usage, e).into());
     }
+    crate::output::refuse_inputs(&watch_outputs(args), &crate::output::matching(&args.paths))?;
     let signals = Signals::register()?;
 
     let checkpoint = args
@@ -284,7 +297,8 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     super::replay::warn_unseen(&summary, &config);
     reporter
         .finish(&summary)
-        .context("cannot write the report")?;
+        .map_err(crate::output::output_failure)?
+        .commit()?;
     outputs.write(&summary, signals.exit_code().is_some())?;
 
     if let Some(code) = signals.exit_code() {

@@ -743,6 +743,47 @@ impl Adwin {
     }
 }
 
+/// Bucket levels a restored window may have: 2^60 values is beyond any log.
+const MAX_LEVELS: usize = 60;
+
+impl super::Restore for Adwin {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        let w = &mut self.window;
+        w.skip = Skip::default();
+        let levels = w.levels.len();
+        super::check((1..=MAX_LEVELS).contains(&levels), || {
+            format!("{levels} bucket levels (expected 1 to {MAX_LEVELS})")
+        })?;
+        for (i, level) in w.levels.iter().enumerate() {
+            super::check(level.len() <= config.max_buckets, || {
+                format!(
+                    "level {i} holds {} buckets, more than max_buckets {}",
+                    level.len(),
+                    config.max_buckets
+                )
+            })?;
+        }
+        super::check(levels == 1 || !w.levels[levels - 1].is_empty(), || {
+            "the oldest bucket level is empty".to_string()
+        })?;
+        let width: f64 = w
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.len() as f64 * (1u64 << i) as f64)
+            .sum();
+        super::check(w.width == width && width <= super::MAX_COUNT as f64, || {
+            format!("width {} but the buckets hold {width} values", w.width)
+        })?;
+        super::check(w.tick < config.clock, || {
+            format!("since_check {} is not below clock {}", w.tick, config.clock)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

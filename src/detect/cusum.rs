@@ -153,6 +153,17 @@ impl Detector for Cusum {
     }
 }
 
+impl super::Restore for Cusum {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        self.warmup.check(config.warmup)?;
+        super::check_count("upper.run.len", self.upper.run.len)?;
+        super::check_count("lower.run.len", self.lower.run.len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,22 @@ impl Detector for Ddm {
     }
 }
 
+impl super::Restore for Ddm {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        // Counts are floats here, as in river: no state can overflow one.
+        super::check(self.min.is_none_or(|m| m.n <= self.n), || {
+            format!(
+                "a minimum at value {:?} of {}",
+                self.min.map(|m| m.n),
+                self.n
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,24 @@ impl Detector for Decay {
     }
 }
 
+impl super::Restore for Decay {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        let w = config.window;
+        super::check(self.reference_count <= w, || {
+            format!("reference_count {} > window {w}", self.reference_count)
+        })?;
+        super::check(self.recent.len() <= w, || {
+            format!("{} recent values > window {w}", self.recent.len())
+        })?;
+        super::check(self.since_resum <= w, || {
+            format!("since_resum {} > window {w}", self.since_resum)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,6 +197,33 @@ impl Detector for Eddm {
     }
 }
 
+impl super::Restore for Eddm {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        super::check_count("n", self.n)?;
+        super::check(self.errors <= self.n && self.last_error <= self.n, || {
+            format!(
+                "{} errors, the last at {}, in {} values",
+                self.errors, self.last_error, self.n
+            )
+        })?;
+        if let Some(m) = self.max {
+            super::check(
+                m.n <= self.n && m.errors <= self.errors && m.errors <= m.n,
+                || {
+                    format!(
+                        "a maximum at value {} with {} errors, of {} values with {} errors",
+                        m.n, m.errors, self.n, self.errors
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

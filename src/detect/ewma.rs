@@ -135,6 +135,20 @@ impl Detector for Ewma {
     }
 }
 
+impl super::Restore for Ewma {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        self.warmup.check(config.warmup)?;
+        super::check((0.0..=1.0).contains(&self.decay), || {
+            format!("decay {} is not in [0, 1]", self.decay)
+        })?;
+        super::check_count("above.len", self.above.len)?;
+        super::check_count("below.len", self.below.len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,26 @@ impl Detector for HddmA {
     }
 }
 
+impl super::Restore for HddmA {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        // The logarithms derive from the configuration: recompute them.
+        let fresh = HddmA::new(config.clone());
+        self.config = fresh.config;
+        self.ln_bound = fresh.ln_bound;
+        self.ln_drift = fresh.ln_drift;
+        self.ln_warning = fresh.ln_warning;
+        let z = self.z.n;
+        super::check(self.x_min.n <= z && self.x_max.n <= z, || {
+            format!(
+                "cut points at values {} and {} of {z}",
+                self.x_min.n, self.x_max.n
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

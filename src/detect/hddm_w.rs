@@ -251,6 +251,27 @@ impl Detector for HddmW {
     }
 }
 
+impl super::Restore for HddmW {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        // The constants derive from the configuration: recompute them.
+        let fresh = HddmW::new(config.clone());
+        self.config = fresh.config;
+        self.k = fresh.k;
+        for (name, s) in [
+            ("total", &self.total),
+            ("s1_incr", &self.s1_incr),
+            ("s2_incr", &self.s2_incr),
+            ("s1_decr", &self.s1_decr),
+            ("s2_decr", &self.s2_decr),
+        ] {
+            super::check_count(&format!("{name}.n"), s.n)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -311,6 +311,18 @@ impl Detector for Kswin {
     }
 }
 
+impl super::Restore for Kswin {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        self.alarm_distance = alarm_distance(config.stat_size, config.alpha);
+        self.scratch = Scratch::default();
+        let (n, w) = (self.window.len(), config.window_size);
+        super::check(n <= w, || format!("{n} values in a window of {w}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

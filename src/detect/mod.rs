@@ -29,12 +29,65 @@ pub mod params;
 mod parity;
 pub mod reference;
 #[cfg(test)]
+mod restore_tests;
+#[cfg(test)]
 mod synthetic;
 pub mod threshold;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use params::{ParamError, Params};
+
+/// Why a saved detector state cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("does not parse: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The largest count a restored state may hold: beyond any log (2^53
+/// values), small enough that no counter can overflow, and exact as an f64.
+pub const MAX_COUNT: u64 = 1 << 53;
+
+/// `Ok` if `ok`, else the state is refused with `what` is wrong.
+pub(crate) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), StateError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::Invalid(what()))
+    }
+}
+
+/// Refuses a count beyond [`MAX_COUNT`].
+pub(crate) fn check_count(name: &str, n: u64) -> Result<(), StateError> {
+    check(n <= MAX_COUNT, || {
+        format!("{name} = {n} is beyond any log ({MAX_COUNT})")
+    })
+}
+
+/// A detector state read from a checkpoint (SPEC §6): the checkpoint
+/// carries state, the configuration carries truth.
+pub(crate) trait Restore: Detector + DeserializeOwned + 'static {
+    type Config;
+
+    /// Replaces the saved parameters with `config`'s, recomputes what is
+    /// derived from them, and checks that the state is one a detector of
+    /// this configuration can be in (sizes, indices, counts), so that no
+    /// later update can index out of bounds or overflow.
+    fn adopt(&mut self, config: &Self::Config) -> Result<(), StateError>;
+}
+
+fn restore_as<D: Restore>(
+    config: &D::Config,
+    state: serde_json::Value,
+) -> Result<Box<dyn Detector>, StateError> {
+    let mut d: D = serde_json::from_value(state)?;
+    d.adopt(config)?;
+    Ok(Box::new(d))
+}
 
 /// Which change of a metric is bad, and so reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,25 +284,22 @@ impl DetectorConfig {
         }
     }
 
-    /// A detector instance from a state written by [`Detector::save`].
-    pub fn restore(&self, state: serde_json::Value) -> serde_json::Result<Box<dyn Detector>> {
-        Ok(match self {
-            DetectorConfig::Decay(_) => Box::new(serde_json::from_value::<decay::Decay>(state)?),
-            DetectorConfig::Threshold(_) => {
-                Box::new(serde_json::from_value::<threshold::Threshold>(state)?)
-            }
-            DetectorConfig::Adwin(_) => Box::new(serde_json::from_value::<adwin::Adwin>(state)?),
-            DetectorConfig::PageHinkley(_) => {
-                Box::new(serde_json::from_value::<page_hinkley::PageHinkley>(state)?)
-            }
-            DetectorConfig::Kswin(_) => Box::new(serde_json::from_value::<kswin::Kswin>(state)?),
-            DetectorConfig::Ddm(_) => Box::new(serde_json::from_value::<ddm::Ddm>(state)?),
-            DetectorConfig::Eddm(_) => Box::new(serde_json::from_value::<eddm::Eddm>(state)?),
-            DetectorConfig::HddmA(_) => Box::new(serde_json::from_value::<hddm_a::HddmA>(state)?),
-            DetectorConfig::HddmW(_) => Box::new(serde_json::from_value::<hddm_w::HddmW>(state)?),
-            DetectorConfig::Cusum(_) => Box::new(serde_json::from_value::<cusum::Cusum>(state)?),
-            DetectorConfig::Ewma(_) => Box::new(serde_json::from_value::<ewma::Ewma>(state)?),
-        })
+    /// A detector instance from a state written by [`Detector::save`],
+    /// checked against this configuration.
+    pub fn restore(&self, state: serde_json::Value) -> Result<Box<dyn Detector>, StateError> {
+        match self {
+            DetectorConfig::Decay(c) => restore_as::<decay::Decay>(c, state),
+            DetectorConfig::Threshold(c) => restore_as::<threshold::Threshold>(c, state),
+            DetectorConfig::Adwin(c) => restore_as::<adwin::Adwin>(c, state),
+            DetectorConfig::PageHinkley(c) => restore_as::<page_hinkley::PageHinkley>(c, state),
+            DetectorConfig::Kswin(c) => restore_as::<kswin::Kswin>(c, state),
+            DetectorConfig::Ddm(c) => restore_as::<ddm::Ddm>(c, state),
+            DetectorConfig::Eddm(c) => restore_as::<eddm::Eddm>(c, state),
+            DetectorConfig::HddmA(c) => restore_as::<hddm_a::HddmA>(c, state),
+            DetectorConfig::HddmW(c) => restore_as::<hddm_w::HddmW>(c, state),
+            DetectorConfig::Cusum(c) => restore_as::<cusum::Cusum>(c, state),
+            DetectorConfig::Ewma(c) => restore_as::<ewma::Ewma>(c, state),
+        }
     }
 }
 

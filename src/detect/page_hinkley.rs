@@ -257,6 +257,22 @@ impl Detector for PageHinkley {
     }
 }
 
+impl super::Restore for PageHinkley {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        super::check_count("count", self.count)?;
+        let extremes = self.min_increase.iter().chain([&self.max_decrease]);
+        for e in extremes {
+            super::check(e.count <= self.count, || {
+                format!("an extreme at value {} of {}", e.count, self.count)
+            })?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

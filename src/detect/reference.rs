@@ -88,6 +88,14 @@ pub struct Warmup {
 impl Warmup {
     /// Learns from one transformed value `y` (raw `x`); returns the reference
     /// once `warmup` values have been seen.
+    /// Refuses a restored warmup that has already seen `warmup` values (it
+    /// would have become a reference then).
+    pub fn check(&self, warmup: u64) -> Result<(), super::StateError> {
+        super::check(self.n < warmup, || {
+            format!("a warmup of {} values when warmup is {warmup}", self.n)
+        })
+    }
+
     pub fn learn(&mut self, y: f64, x: f64, warmup: u64) -> Option<Reference> {
         self.n += 1;
         let delta = y - self.mean;

@@ -293,6 +293,36 @@ impl Detector for Threshold {
     }
 }
 
+impl super::Restore for Threshold {
+    type Config = Config;
+
+    fn adopt(&mut self, config: &Config) -> Result<(), super::StateError> {
+        self.config = config.clone();
+        let n = self.values.len();
+        let most = match config.window {
+            Window::Count(w) => w,
+            Window::Time(_) => MAX_TIME_WINDOW_VALUES,
+        };
+        super::check(n <= most, || {
+            format!("{n} values in a window of at most {most}")
+        })?;
+        let mut sorted: Vec<f64> = self.values.iter().map(|v| v.1).collect();
+        sorted.sort_by(f64::total_cmp);
+        let same = sorted.len() == self.sorted.len()
+            && sorted
+                .iter()
+                .zip(&self.sorted)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        super::check(same, || {
+            "the sorted values are not the window's values, sorted".to_string()
+        })?;
+        super::check(n == 0 || self.first_time.is_some(), || {
+            "values but no first time".to_string()
+        })?;
+        super::check_count("breach_len", self.breach_len.unwrap_or(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 //! (what `LATEST` names), or has an alias. Removal renames the folder into
 //! `.trash` under the short lock (so readers see it present or gone, never
 //! half-deleted), records a `removed` event, then deletes it. Staging debris
-//! is cleared only when no retrain holds `.train.lock`.
+//! is cleared only when no retrain holds `.train.lock`, and so is `.failed/`,
+//! which keeps only the `keep` newest failed trials too.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -13,7 +14,12 @@ use chrono::{DateTime, Utc};
 use semver::Version;
 use serde::Serialize;
 
-use super::{Event, ModelDir, RegistryError, ShortLock, durable};
+use super::{Event, ModelDir, RegistryError, ShortLock};
+use crate::durable;
+
+/// How long an orphaned training group gets between SIGTERM and SIGKILL
+/// when gc finds one (a retrain uses its `shutdown_grace`).
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What gc did (or, with `dry_run`, would do) to one model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -22,11 +28,52 @@ pub struct GcReport {
     pub removed: Vec<String>,
     pub kept: Vec<String>,
     pub debris: Vec<PathBuf>,
+    /// Failed trials removed from `.failed/` (all but the `keep` newest).
+    pub failed: Vec<String>,
     /// Why debris was left alone, if it was.
     pub note: Option<String>,
 }
 
 impl ModelDir {
+    /// The failed trials in `.failed/`, newest first (by modification time,
+    /// then name: names start with the run's UTC time).
+    pub fn failed_trials(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.failed_dir()) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(std::time::SystemTime, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+                Some((modified, name))
+            })
+            .collect();
+        found.sort_by(|a, b| b.cmp(a));
+        found.into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// The failed trials beyond the `keep` newest.
+    fn failed_beyond(&self, keep: usize) -> Vec<String> {
+        self.failed_trials().into_iter().skip(keep).collect()
+    }
+
+    fn remove_failed(&self, names: &[String]) -> Result<(), RegistryError> {
+        for name in names {
+            let path = self.failed_dir().join(name);
+            durable::remove_any(&path).map_err(RegistryError::io("cannot remove", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the `keep` newest failed trials in `.failed/` and removes the
+    /// rest; returns what it removed. The caller holds `.train.lock`.
+    pub fn prune_failed(&self, keep: usize) -> Result<Vec<String>, RegistryError> {
+        let old = self.failed_beyond(keep);
+        self.remove_failed(&old)?;
+        Ok(old)
+    }
+
     /// Keeps the `keep` newest versions plus the newest and aliased ones.
     pub fn gc(
         &self,
@@ -67,6 +114,9 @@ impl ModelDir {
                 Some("a retrain holds .train.lock; its staging folders were left alone".into());
         }
         report.removed = remove.iter().map(ToString::to_string).collect();
+        if !busy {
+            report.failed = self.failed_beyond(keep);
+        }
         if dry_run {
             return Ok(report);
         }
@@ -89,6 +139,10 @@ impl ModelDir {
                 )?;
             }
             durable::remove_any(&dest).map_err(RegistryError::io("cannot remove", &dest))?;
+        }
+        if train_lock.is_some() {
+            self.stop_orphans(ORPHAN_GRACE);
+            self.remove_failed(&report.failed)?;
         }
         {
             let _lock = ShortLock::acquire(&self.lock_path())?;

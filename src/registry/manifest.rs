@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::durable;
+use crate::durable;
 
 /// The manifest format this code writes and reads.
 pub const SCHEMA: &str = "mmon.manifest/1";

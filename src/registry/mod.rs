@@ -16,12 +16,12 @@
 //! readers see (publish, promote, gc, LATEST repair) do so under the short
 //! `.lock`; a retrain holds `.train.lock` from start to end.
 
-pub mod durable;
 pub mod events;
 mod gc;
 pub mod lock;
 pub mod manifest;
 pub mod name;
+pub mod orphans;
 mod publish;
 #[cfg(test)]
 mod tests;
@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use semver::Version;
+
+use crate::durable;
 
 pub use events::{Event, EventLine};
 pub use gc::GcReport;
@@ -337,11 +339,7 @@ impl ModelDir {
             out.extend(
                 entries
                     .flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_str()
-                            .is_some_and(|n| n.starts_with('.') && n.contains(".tmp-"))
-                    })
+                    .filter(|e| e.file_name().to_str().is_some_and(durable::is_temp_name))
                     .map(|e| e.path()),
             );
         }

@@ -20,7 +20,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use semver::Version;
 
-use super::{Event, Manifest, ModelDir, RegistryError, ShortLock, durable, manifest};
+use super::{Event, Manifest, ModelDir, RegistryError, ShortLock, manifest};
+use crate::durable;
 
 /// A point in the publish protocol, for [`PublishHook`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -703,3 +703,59 @@ fn each_trial_gets_the_documented_environment() {
         serde_json::from_str(&job.env.iter().find(|(k, _)| k == "MMON_PARAMS").unwrap().1).unwrap();
     assert_eq!(params, env_params);
 }
+
+#[test]
+fn failed_trials_beyond_keep_failed_are_removed_so_a_bad_spell_cannot_fill_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = retrainer(
+        dir.path(),
+        "cooldown = \"0s\"\nkeep_failed = 2",
+        vec![FakeTrial::Exit(1)],
+    );
+    for day in 1..=5 {
+        let o = r.on_drift(
+            "m",
+            None,
+            &window(),
+            t(&format!("2024-05-0{day}T00:00:00Z")),
+        );
+        assert!(o.is_failure(), "{o:?}");
+        // Distinct modification times, so "newest" is well defined.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let m = Registry::new(dir.path()).model("m").unwrap();
+    let kept = m.failed_trials();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept[0].ends_with("-5-t1") && kept[1].ends_with("-4-t1"),
+        "{kept:?}"
+    );
+
+    // gc --keep applies to .failed/ too.
+    let (_, text) = cli(
+        dir.path(),
+        Format::Table,
+        RegistryCommand::Gc {
+            keep: 1,
+            dry_run: true,
+            model: None,
+        },
+    );
+    assert!(
+        text.contains(&format!("m: would remove failed trial .failed/{}", kept[1])),
+        "{text}"
+    );
+    assert_eq!(m.failed_trials().len(), 2, "a dry run removes nothing");
+    let (_, text) = cli(
+        dir.path(),
+        Format::Json,
+        RegistryCommand::Gc {
+            keep: 1,
+            dry_run: false,
+            model: None,
+        },
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["models"][0]["failed"], json!([kept[1]]));
+    assert_eq!(m.failed_trials(), [kept[0].clone()]);
+}

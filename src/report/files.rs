@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::Context;
@@ -133,15 +133,6 @@ impl ReportFiles {
         self.specs.is_empty()
     }
 
-    /// The paths that are files (not stdout), for the inputs-are-never-
-    /// outputs check.
-    pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.specs
-            .iter()
-            .filter(|s| s.path != "-")
-            .map(|s| Path::new(&s.path))
-    }
-
     #[inline]
     pub fn observe(&mut self, record: &Record) {
         if let Some(levels) = &mut self.levels {
@@ -223,7 +214,7 @@ impl ReportFiles {
                 out.flush()?;
             } else {
                 let path = PathBuf::from(&spec.path);
-                crate::registry::durable::write_atomic(&path, &bytes)
+                crate::durable::write_atomic(&path, &bytes)
                     .with_context(|| {
                         format!(
                             "cannot write the {} report {}",

@@ -80,6 +80,10 @@ pub struct Summary {
     pub unseen: Unseen,
     pub elapsed_s: f64,
     pub records_per_s: f64,
+    /// The signal that stopped the run (`"SIGINT"`, `"SIGTERM"`): the report
+    /// covers only what was read before it. Absent for a run that ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<&'static str>,
     /// Per input file: bytes read (the final offset), records and rejects.
     pub inputs: Vec<FileStats>,
 }

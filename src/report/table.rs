@@ -113,6 +113,12 @@ pub fn write<W: Write>(mut out: W, windows: &[Window], s: &Summary) -> io::Resul
         }
         writeln!(out, "in no record: {}", parts.join("; "))?;
     }
+    if let Some(signal) = s.interrupted {
+        writeln!(
+            out,
+            "interrupted by {signal}: this report covers what was read before it"
+        )?;
+    }
     Ok(())
 }
 

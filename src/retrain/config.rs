@@ -82,6 +82,8 @@ pub struct RetrainConfig {
     pub select: Option<Select>,
     pub registry: PathBuf,
     pub shutdown_grace: Duration,
+    /// How many failed trials `.failed/` keeps per model, newest first.
+    pub keep_failed: usize,
     pub search: SearchSpace,
 }
 
@@ -157,6 +159,7 @@ impl RetrainConfig {
             "select",
             "registry",
             "shutdown_grace",
+            "keep_failed",
             "search",
         ])?;
         let search = match table.get("search") {
@@ -247,6 +250,16 @@ impl RetrainConfig {
                 format!("{trials} trials need `select` to choose the best one"),
             ));
         }
+        let keep_failed = match table.get("keep_failed") {
+            None => 20,
+            Some(Value::Integer(n)) if (0..=1_000_000).contains(n) => *n as usize,
+            Some(v) => {
+                return Err(r.err(
+                    "keep_failed",
+                    format!("expected an integer from 0 to 1000000, got {}", show(v)),
+                ));
+            }
+        };
         let registry = r.string("registry", "registry")?;
         if registry.is_empty() {
             return Err(r.err("registry", "must name a folder"));
@@ -262,6 +275,7 @@ impl RetrainConfig {
             select,
             registry: PathBuf::from(registry),
             shutdown_grace: r.duration("shutdown_grace", "10s", false)?,
+            keep_failed,
             search,
         })
     }
@@ -367,6 +381,7 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(1800));
         assert_eq!(c.cooldown, Duration::from_secs(3600));
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.keep_failed, 20);
         assert_eq!(c.bump, Bump::Patch);
         assert_eq!(
             c.select,

@@ -32,11 +32,11 @@ use super::history::{self, TrialRecord};
 use super::outcome::{DryRun, FailedRetrain, PlannedTrial, Published, RetrainOutcome, Skip};
 use super::runner::{Job, PARAMS_JSON, Runner, Termination};
 use super::{tuner, verdict};
+use crate::durable;
 use crate::registry::manifest::{Selected, TrialEntry};
 use crate::registry::version::next_version;
 use crate::registry::{
-    Event, LockError, Manifest, ModelDir, PublishHook, PublishStep, Registry, RegistryError,
-    durable, events,
+    Event, LockError, Manifest, ModelDir, PublishHook, PublishStep, Registry, RegistryError, events,
 };
 
 /// Retrains models on drift and publishes them into one registry.
@@ -259,6 +259,9 @@ impl Retrainer {
             f.reason = reason;
             RetrainOutcome::Failed(f)
         };
+        // A group an earlier, killed run left training would write into
+        // staging and compete with this run: end it before clearing.
+        model.stop_orphans(self.cfg.shutdown_grace);
         if let Err(e) = model.clear_debris(lock) {
             return give_up(
                 fail,
@@ -338,6 +341,7 @@ impl Retrainer {
                     self.keep_failed(model, &staging, &entry, &new, run_id, event_time);
                 }
             }
+            let interrupted = report.termination == Termination::Interrupted;
             let record = TrialRecord {
                 at: self.clock.now(),
                 run_id: run_id.to_string(),
@@ -353,6 +357,10 @@ impl Retrainer {
             }
             history.push(record);
             entries.push(entry);
+            if interrupted {
+                // mmon is shutting down: start no further trial.
+                break;
+            }
         }
 
         let goal = self.goal();
@@ -498,6 +506,17 @@ impl Retrainer {
                 reason: entry.reason.clone().unwrap_or_default(),
             },
         );
+        // A bad spell must not fill the disk: keep only the newest ones.
+        match model.prune_failed(self.cfg.keep_failed) {
+            Ok(removed) if !removed.is_empty() => log::info!(
+                "{}: removed {} old failed trial(s) from .failed/ (keep_failed = {})",
+                model.id(),
+                removed.len(),
+                self.cfg.keep_failed
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("{}: cannot prune .failed/: {e}", model.id()),
+        }
     }
 
     fn job(&self, ctx: &Context, trial: u32, proposal: &tuner::Proposal, staging: &Path) -> Job {

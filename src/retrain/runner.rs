@@ -35,6 +35,7 @@ pub const PARAMS_JSON: &str = "params.json";
 pub const METRICS_JSON: &str = "metrics.json";
 /// Largest `train.log` kept, in bytes.
 pub const LOG_CAP: u64 = 8 << 20;
+pub use crate::registry::orphans::{GroupRecord, PGID_FILE};
 
 /// One run of the training command.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +129,23 @@ impl Runner for ProcessRunner {
         let copier = std::thread::spawn(move || copy_capped(reader, log, LOG_CAP));
         let mut child = child;
         let pgid = Pid::from_raw(child.id() as i32);
+        let record = GroupRecord {
+            pgid: pgid.as_raw(),
+            mmon_pid: std::process::id(),
+            run_id: job
+                .env
+                .iter()
+                .find(|(k, _)| k == "MMON_RUN_ID")
+                .map(|(_, v)| v.clone()),
+        };
+        let pgid_path = job.output_dir.join(PGID_FILE);
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        if let Err(e) = crate::durable::write_synced(&pgid_path, text.as_bytes()) {
+            log::warn!(
+                "cannot record the training group in {}: {e}",
+                pgid_path.display()
+            );
+        }
         let deadline = start + job.timeout;
         let termination = loop {
             match child.try_wait() {
@@ -153,6 +171,8 @@ impl Runner for ProcessRunner {
                 Duration::from_millis(5).min(deadline.saturating_duration_since(Instant::now())),
             );
         };
+        // The group is gone (stop_group waited for it): nothing to end later.
+        let _ = fs::remove_file(&pgid_path);
         if let Ok(Err(e)) = copier.join() {
             log::warn!("writing {}: {e}", log_path.display());
         }

@@ -4,10 +4,12 @@
 //! environment and returns exit code, stdout, stderr and the directory so
 //! tests can check the files it wrote. One module per command.
 
+mod checkpoint;
 mod default_config;
 mod eval;
 mod generate;
 mod newcomer;
+mod outputs;
 mod parity;
 mod replay;
 mod reports;
@@ -102,6 +104,21 @@ impl Mmon {
         cmd
     }
 
+    /// Starts `mmon` without waiting, so a test can signal it.
+    fn spawn(self) -> Running {
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mmon");
+        Running {
+            child,
+            dir: self.dir,
+        }
+    }
+
     fn run(self) -> Outcome {
         let mut child = self
             .command()
@@ -128,7 +145,57 @@ impl Mmon {
     }
 }
 
+/// A `mmon` started by [`Mmon::spawn`].
+struct Running {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Waits until `cond` holds, for up to 30 s.
+    fn wait_for(&self, what: &str, cond: impl Fn(&Running) -> bool) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !cond(self) {
+            assert!(
+                std::time::Instant::now() < until,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal mmon");
+    }
+
+    fn wait(self) -> Outcome {
+        let out = self.child.wait_with_output().expect("wait");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir: self.dir,
+        }
+    }
+}
+
 impl Outcome {
+    /// Another `mmon` in the same directory, to run after this one.
+    fn then(self, args: &[&str]) -> Mmon {
+        Mmon {
+            under: Vec::new(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            stdin: None,
+            env: Vec::new(),
+            dir: self.dir,
+        }
+    }
+
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))

@@ -299,6 +299,30 @@ fn a_bad_report_flag_is_a_usage_error() {
 }
 
 #[test]
+fn a_report_path_that_is_an_input_is_refused_and_the_input_kept() {
+    let out = Mmon::new(&[
+        "replay",
+        "metrics.jsonl",
+        "--output",
+        "r.json",
+        "--report",
+        "html=metrics.jsonl",
+    ])
+    .fixture("metrics.jsonl")
+    .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--report metrics.jsonl"),
+        "{}",
+        out.stderr
+    );
+    let kept = std::fs::read(out.path("metrics.jsonl")).unwrap();
+    assert!(
+        kept == std::fs::read(std::path::Path::new(crate::FIXTURES).join("metrics.jsonl")).unwrap()
+    );
+}
+
+#[test]
 fn a_report_that_cannot_be_written_is_exit_4_naming_the_path() {
     let out = Mmon::new(&[
         "replay",

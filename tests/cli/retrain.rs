@@ -223,3 +223,141 @@ fn bad_retrain_config_is_exit_2_with_the_key() {
         out.stderr
     );
 }
+
+// ---- nothing left running (SPEC §6, §7) -----------------------------------
+
+/// A config whose decay rule fires soon after record 50 of
+/// [`crate::accuracy_log`], retraining with `command`.
+fn sleepy_config(command: &str) -> String {
+    format!(
+        "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\nparams = {{ window = 5, threshold = 0.1 }}\n\
+         [retrain]\ncommand = {command}\nworkdir = \".\"\nshutdown_grace = \"300ms\"\nregistry = \"registry\"\n"
+    )
+}
+
+/// A trainer that records its pid, ignores SIGTERM and never ends.
+const STUBBORN_TRAINER: &str = "echo $$ > trainer.pid.tmp && mv trainer.pid.tmp trainer.pid\n\
+                                trap '' TERM\nwhile :; do sleep 0.1; done\n";
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn a_signal_during_replay_retrain_ends_the_trainer_and_reports_what_was_read() {
+    use nix::sys::signal::Signal;
+    for (signal, code, name) in [
+        (Signal::SIGTERM, 143, "SIGTERM"),
+        (Signal::SIGINT, 130, "SIGINT"),
+    ] {
+        let log = crate::accuracy_log(5000, |i| if i < 50 { 0.9 } else { 0.5 });
+        let running = Mmon::new(&[
+            "replay",
+            "app.jsonl",
+            "--retrain",
+            "--config",
+            "c.toml",
+            "--format",
+            "json",
+        ])
+        .file("app.jsonl", log)
+        .file("c.toml", sleepy_config(r#"["sh", "train.sh"]"#))
+        .file("train.sh", STUBBORN_TRAINER)
+        .spawn();
+        running.wait_for("the trainer to start", |r| r.path("trainer.pid").exists());
+        let pid: i32 = std::fs::read_to_string(running.path("trainer.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(alive(pid));
+        let sent = std::time::Instant::now();
+        running.signal(signal);
+        let out = running.wait();
+        assert_eq!(out.code, code, "{name}: {}", out.stderr);
+        assert!(sent.elapsed() < std::time::Duration::from_secs(10));
+        assert!(!alive(pid), "{name}: trainer {pid} outlived mmon");
+        let report = out.json();
+        assert_eq!(report["summary"]["interrupted"], name);
+        let records = report["summary"]["records"].as_u64().unwrap();
+        assert!(records < 5000, "{name}: read on to {records} records");
+        assert_eq!(report["windows"][0]["retrain"]["status"], "failed");
+        let leftovers: Vec<_> = walk(&out.path("registry"))
+            .into_iter()
+            .filter(|p| p.ends_with(".mmon-pgid"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn an_earlier_runs_training_group_still_alive_is_ended_by_the_next_retrain() {
+    use std::os::unix::process::CommandExt;
+    let run = Mmon::new(&[
+        "replay",
+        "app.jsonl",
+        "--retrain",
+        "--config",
+        "c.toml",
+        "--fake-training",
+        "ok=0.9",
+        "--format",
+        "json",
+    ])
+    .file(
+        "app.jsonl",
+        crate::accuracy_log(200, |i| if i < 50 { 0.9 } else { 0.5 }),
+    )
+    .file("c.toml", sleepy_config(r#"["true"]"#));
+    // What a `kill -9` of an earlier mmon leaves: its trainer's group still
+    // running, recorded in its staging folder.
+    let mut orphan = std::process::Command::new("sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+        .env("MMON_RUN_ID", "20240301T000000Z-p1-1")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = orphan.id() as i32;
+    let staging = run
+        .dir
+        .path()
+        .join("registry/m/.staging/20240301T000000Z-p1-1-t1");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(
+        staging.join(".mmon-pgid"),
+        format!(r#"{{"pgid":{pgid},"mmon_pid":1,"run_id":"20240301T000000Z-p1-1"}}"#),
+    )
+    .unwrap();
+    let out = run.run();
+    let _ = orphan.wait();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!alive(pgid), "the orphaned trainer {pgid} is still running");
+    assert!(
+        out.stderr.contains(&format!(
+            "m: training process group {pgid} of an earlier run (20240301T000000Z-p1-1, mmon pid 1) is still running"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!staging.exists(), "its staging debris was not cleared");
+    assert_eq!(out.json()["windows"][0]["retrain"]["status"], "published");
+}
