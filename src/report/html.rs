@@ -258,7 +258,6 @@ fn panels(out: &mut String, v: &RunView) {
         return;
     }
     out.push_str("<h2>Streams with a window</h2>\n");
-    let mut drawn = 0;
     for (k, ((model, metric), series)) in with_windows.iter().enumerate() {
         let windows: Vec<&Window> = v
             .windows
@@ -274,16 +273,15 @@ fn panels(out: &mut String, v: &RunView) {
             esc(metric)
         );
         draw(&mut panel, k, model, metric, series, &windows, v);
-        if drawn >= MAX_PANELS || out.len() + panel.len() + 64 * 1024 > MAX_BYTES {
+        if k >= MAX_PANELS || out.len() + panel.len() + 64 * 1024 > MAX_BYTES {
             let _ = writeln!(
                 out,
                 "<p>{} more streams with a window are not drawn, to keep this page small; the table above lists their windows.</p>",
-                with_windows.len() - drawn
+                with_windows.len() - k
             );
             return;
         }
         out.push_str(&panel);
-        drawn += 1;
     }
 }
 
@@ -330,7 +328,7 @@ fn band(b: &Bucket) -> (f64, f64) {
 
 /// Five round numbers spanning `lo..hi`.
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    if !(hi > lo) {
+    if hi <= lo || hi.is_nan() || lo.is_nan() {
         return vec![lo];
     }
     let raw = (hi - lo) / 4.0;

@@ -113,7 +113,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -198,7 +198,7 @@ pub fn sparkline(means: &[f64]) -> String {
     means
         .iter()
         .map(|&m| {
-            if !(hi > lo) {
+            if hi <= lo || hi.is_nan() || lo.is_nan() {
                 BARS[3]
             } else {
                 BARS[(((m - lo) / (hi - lo)) * 7.0).round().clamp(0.0, 7.0) as usize]
