@@ -2,12 +2,16 @@
 //! and turns their conclusions into window events (SPEC §3, §5).
 //!
 //! The pipeline never knows where records come from; replay and watch feed it
-//! the same way. A stream is one (model, metric) pair; each monitor on that
-//! metric has its own detector instance on the stream. Per model it keeps the
-//! current version (a change restarts that model's detectors and closes its
-//! windows), the last event time (for the out-of-order count) and, per metric,
-//! the position within the stream and a bounded history of recent positions,
-//! so a window can name the file, line and time of its estimated start.
+//! the same way. A stream is one (model, version, metric); each monitor on
+//! that metric has its own detector instance on the stream. Each version of a
+//! model has its own streams, so a canary interleaved with the stable version
+//! never resets either; a version without a record for `version_idle` of its
+//! model's records is retired (its windows close with "reset"). With
+//! `reset_on_version_change = false` a model's versions share one set of
+//! streams. Per model it also keeps the last event time (for the
+//! out-of-order count) and the versions named (for the summary); per stream,
+//! the position within it and a bounded history of recent positions, so a
+//! window can name the file, line and time of its start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -157,12 +161,82 @@ struct MonitorState {
     open: Option<Window>,
 }
 
-struct ModelState {
-    id: Arc<str>,
+/// The streams of one version of a model (of every version, when
+/// `reset_on_version_change = false`).
+struct VersionStreams {
+    /// The version of the records it sees (the latest, when versions share).
     version: Option<Arc<str>>,
-    last_time: i64,
+    /// The model's record count at this version's latest record.
+    last_record: u64,
     metrics: Vec<MetricStream>,
     monitors: Vec<MonitorState>,
+}
+
+/// A version the records of a model named, for the summary.
+#[derive(Clone)]
+struct VersionSeen {
+    version: Option<Arc<str>>,
+    records: u64,
+    /// The model record index and position of its first and latest record.
+    first: (u64, Seen),
+    last: (u64, Seen),
+}
+
+struct ModelState {
+    id: Arc<str>,
+    last_time: i64,
+    /// Records of this model so far: the clock of `version_idle`.
+    records: u64,
+    /// The live versions' streams, oldest first.
+    versions: Vec<VersionStreams>,
+    /// Which of `versions` the latest record went to.
+    current: usize,
+    /// Every version named, in order of appearance.
+    seen: Vec<VersionSeen>,
+    /// Which of `seen` the latest record named.
+    seen_current: usize,
+}
+
+impl ModelState {
+    /// Counts a record of `version` read at `seen` for the summary.
+    fn note_version(&mut self, version: Option<&Arc<str>>, seen: Seen) {
+        let index = self.records;
+        let same = |v: &VersionSeen| match (&v.version, version) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        let i = match self.seen.get(self.seen_current) {
+            Some(v) if same(v) => self.seen_current,
+            _ => match self.seen.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    self.seen.push(VersionSeen {
+                        version: version.cloned(),
+                        records: 0,
+                        first: (index, seen),
+                        last: (index, seen),
+                    });
+                    self.seen.len() - 1
+                }
+            },
+        };
+        self.seen_current = i;
+        let v = &mut self.seen[i];
+        v.records += 1;
+        v.last = (index, seen);
+    }
+}
+
+/// One version of one model in the summary: how many records named it and
+/// where the first and the latest were (`index` is the model's record index).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionSpan {
+    pub model_id: Arc<str>,
+    pub model_version: Option<Arc<str>>,
+    pub records: u64,
+    pub first: Point,
+    pub last: Point,
 }
 
 /// Counters for the summary.
@@ -181,11 +255,14 @@ pub struct Pipeline {
     metric_count: usize,
     merge_gap: u64,
     reset_on_version_change: bool,
+    version_idle: u64,
     models: Vec<ModelState>,
     by_id: HashMap<Arc<str>, usize>,
     files: Files,
     next_window: u64,
     counts: Counts,
+    /// Streams of retired versions that had seen a value.
+    retired_streams: u64,
 }
 
 impl Pipeline {
@@ -217,11 +294,13 @@ impl Pipeline {
             metric_count: schema.metrics.len(),
             merge_gap: config.report.merge_gap,
             reset_on_version_change: config.report.reset_on_version_change,
+            version_idle: config.report.version_idle,
             models: Vec::new(),
             by_id: HashMap::new(),
             files: Files::default(),
             next_window: 0,
             counts: Counts::default(),
+            retired_streams: 0,
         }
     }
 
@@ -229,12 +308,38 @@ impl Pipeline {
         self.counts
     }
 
-    /// Streams that have seen at least one value.
+    /// Streams that have seen at least one value, retired ones included.
     pub fn streams(&self) -> u64 {
+        let live: u64 = self
+            .models
+            .iter()
+            .flat_map(|m| &m.versions)
+            .map(|v| v.metrics.iter().filter(|s| s.count > 0).count() as u64)
+            .sum();
+        live + self.retired_streams
+    }
+
+    /// Each model's versions with their first and latest positions, models
+    /// and versions in order of appearance.
+    pub fn versions(&self) -> Vec<VersionSpan> {
+        let point = |(index, s): (u64, Seen)| Point {
+            index,
+            file: self.files.name(s.file),
+            line: Some(s.line),
+            timestamp: Some(s.time_ns),
+        };
         self.models
             .iter()
-            .map(|m| m.metrics.iter().filter(|s| s.count > 0).count() as u64)
-            .sum()
+            .flat_map(|m| {
+                m.seen.iter().map(|v| VersionSpan {
+                    model_id: m.id.clone(),
+                    model_version: v.version.clone(),
+                    records: v.records,
+                    first: point(v.first),
+                    last: point(v.last),
+                })
+            })
+            .collect()
     }
 
     fn fresh_monitors(&self) -> Vec<MonitorState> {
@@ -245,6 +350,17 @@ impl Pipeline {
                 open: None,
             })
             .collect()
+    }
+
+    fn fresh_version(&self, version: Option<Arc<str>>) -> VersionStreams {
+        VersionStreams {
+            version,
+            last_record: 0,
+            metrics: (0..self.metric_count)
+                .map(|_| MetricStream::default())
+                .collect(),
+            monitors: self.fresh_monitors(),
+        }
     }
 
     fn model_index(&mut self, id: &Arc<str>) -> usize {
@@ -262,12 +378,12 @@ impl Pipeline {
         }
         let state = ModelState {
             id: id.clone(),
-            version: None,
             last_time: i64::MIN,
-            metrics: (0..self.metric_count)
-                .map(|_| MetricStream::default())
-                .collect(),
-            monitors: self.fresh_monitors(),
+            records: 0,
+            versions: vec![self.fresh_version(None)],
+            current: 0,
+            seen: Vec::new(),
+            seen_current: 0,
         };
         self.models.push(state);
         self.by_id.insert(id.clone(), self.models.len() - 1);
@@ -278,56 +394,132 @@ impl Pipeline {
     pub fn process(&mut self, record: &Record, events: &mut Vec<Event>) {
         self.counts.records += 1;
         let mi = self.model_index(&record.model);
-
-        if let Some(v) = &record.version {
-            let current = &self.models[mi].version;
-            // Versions are interned by the source: compare pointers first.
-            let changed = current
-                .as_ref()
-                .is_some_and(|old| !Arc::ptr_eq(old, v) && old != v);
-            let first = current.is_none();
-            if changed && self.reset_on_version_change {
-                self.reset_model(mi, events);
-            }
-            if changed || first {
-                self.models[mi].version = Some(v.clone());
-            }
-        }
-
-        let model = &mut self.models[mi];
-        if record.time_ns < model.last_time {
-            self.counts.out_of_order += 1;
-        } else {
-            model.last_time = record.time_ns;
-        }
+        let vi = self.version_index(mi, record.version.as_ref());
 
         let seen = Seen {
             file: self.files.index(&record.pos.file),
             line: record.pos.line,
             time_ns: record.time_ns,
         };
+        let model = &mut self.models[mi];
+        if record.time_ns < model.last_time {
+            self.counts.out_of_order += 1;
+        } else {
+            model.last_time = record.time_ns;
+        }
+        model.note_version(record.version.as_ref(), seen);
+        model.records += 1;
+        model.versions[vi].last_record = model.records;
+        if model.versions.len() > 1 {
+            self.retire_idle(mi, events);
+        }
+        let vi = self.models[mi].current;
+
         for (slot, &x) in record.values.iter().enumerate() {
             if x.is_nan() {
                 continue;
             }
-            let Some(stream) = self.models[mi].metrics.get_mut(slot) else {
+            let Some(stream) = self.models[mi].versions[vi].metrics.get_mut(slot) else {
                 continue;
             };
             stream.push(seen);
             for j in 0..self.by_slot[slot].len() {
                 let k = self.by_slot[slot][j];
-                self.observe(mi, k, x, record.time_ns, events);
+                self.observe(mi, vi, k, x, record.time_ns, events);
             }
         }
     }
 
+    /// The streams a record of `version` goes to, made if it is new.
+    ///
+    /// A record without a version goes to the latest record's streams; the
+    /// first version named adopts the streams of the records without one.
+    fn version_index(&mut self, mi: usize, version: Option<&Arc<str>>) -> usize {
+        let shared = !self.reset_on_version_change;
+        let model = &mut self.models[mi];
+        let Some(v) = version else {
+            return model.current;
+        };
+        let same = |s: &VersionStreams| {
+            s.version
+                .as_ref()
+                .is_some_and(|old| Arc::ptr_eq(old, v) || old == v)
+        };
+        let alone = model.versions.len() == 1;
+        let current = &mut model.versions[model.current];
+        if same(current) {
+            return model.current;
+        }
+        if shared || (current.version.is_none() && alone) {
+            // Versions are interned by the source: keep the record's `Arc`.
+            current.version = Some(v.clone());
+            return model.current;
+        }
+        let vi = match model.versions.iter().position(same) {
+            Some(vi) => vi,
+            None => {
+                let fresh = self.fresh_version(Some(v.clone()));
+                let model = &mut self.models[mi];
+                model.versions.push(fresh);
+                model.versions.len() - 1
+            }
+        };
+        self.models[mi].current = vi;
+        vi
+    }
+
+    /// Retires the versions of model `mi` that have had no record for
+    /// `version_idle` of its records: their windows close with "reset".
+    fn retire_idle(&mut self, mi: usize, events: &mut Vec<Event>) {
+        let model = &mut self.models[mi];
+        let now = model.records;
+        let idle = |v: &VersionStreams| now.saturating_sub(v.last_record) >= self.version_idle;
+        if !model.versions.iter().any(idle) {
+            return;
+        }
+        let current = model.current;
+        let mut kept = Vec::with_capacity(model.versions.len());
+        let mut closing = Vec::new();
+        for (i, v) in std::mem::take(&mut model.versions).into_iter().enumerate() {
+            if i == current || !idle(&v) {
+                if i == current {
+                    model.current = kept.len();
+                }
+                kept.push(v);
+                continue;
+            }
+            self.retired_streams += v.metrics.iter().filter(|s| s.count > 0).count() as u64;
+            for mut state in v.monitors {
+                if let Some(mut w) = state.open.take() {
+                    w.close(EndReason::Reset);
+                    closing.push(w);
+                }
+            }
+        }
+        model.versions = kept;
+        closing.sort_by_key(|w| w.id);
+        events.extend(closing.into_iter().map(|window| Event {
+            kind: EventKind::Closed,
+            window,
+        }));
+    }
+
     /// Runs one detector on one value and updates its window.
-    fn observe(&mut self, mi: usize, k: usize, x: f64, time_ns: i64, events: &mut Vec<Event>) {
+    fn observe(
+        &mut self,
+        mi: usize,
+        vi: usize,
+        k: usize,
+        x: f64,
+        time_ns: i64,
+        events: &mut Vec<Event>,
+    ) {
         let spec = &self.monitors[k];
         let model = &mut self.models[mi];
-        let stream = &model.metrics[spec.slot];
+        let streams = &mut model.versions[vi];
+        let stream = &streams.metrics[spec.slot];
         let index = stream.count - 1;
-        let state = &mut model.monitors[k];
+        let state = &mut streams.monitors[k];
         let outcome = state.detector.update(x, time_ns);
 
         if let Some(open) = &mut state.open
@@ -361,7 +553,7 @@ impl Pipeline {
                 let start = stream.point(index.saturating_sub(change.lookback), &self.files);
                 let subject = Subject {
                     model_id: &model.id,
-                    model_version: model.version.as_ref(),
+                    model_version: streams.version.as_ref(),
                     metric: &spec.metric,
                     detector: &spec.info,
                     direction: spec.direction,
@@ -381,24 +573,10 @@ impl Pipeline {
         }
     }
 
-    fn reset_model(&mut self, mi: usize, events: &mut Vec<Event>) {
-        let fresh = self.fresh_monitors();
-        let old = std::mem::replace(&mut self.models[mi].monitors, fresh);
-        for mut state in old {
-            if let Some(mut w) = state.open.take() {
-                w.close(EndReason::Reset);
-                events.push(Event {
-                    kind: EventKind::Closed,
-                    window: w,
-                });
-            }
-        }
-    }
-
     /// Attaches a training outcome to the open window `id`.
     pub fn attach_retrain(&mut self, id: u64, outcome: serde_json::Value) {
-        for model in &mut self.models {
-            for state in &mut model.monitors {
+        for streams in self.models.iter_mut().flat_map(|m| &mut m.versions) {
+            for state in &mut streams.monitors {
                 if let Some(w) = state.open.as_mut().filter(|w| w.id == id) {
                     w.retrain = Some(outcome);
                     return;
@@ -410,8 +588,8 @@ impl Pipeline {
     /// Closes every open window at the end of input, in a stable order.
     pub fn finish(&mut self, events: &mut Vec<Event>) {
         let mut closing: Vec<Window> = Vec::new();
-        for model in &mut self.models {
-            for state in &mut model.monitors {
+        for streams in self.models.iter_mut().flat_map(|m| &mut m.versions) {
+            for state in &mut streams.monitors {
                 if let Some(mut w) = state.open.take() {
                     w.close(EndReason::Eof);
                     closing.push(w);
@@ -426,14 +604,20 @@ impl Pipeline {
     }
 }
 
+/// The version of the saved pipeline's shape inside a checkpoint; a state
+/// of another version is refused (the run says to pass `--reset-state`).
+pub const STATE_FORMAT: u32 = 2;
+
 /// The saved form of a [`Pipeline`], for checkpoints (SPEC §6).
 ///
 /// File names of the position histories are stored once in `files` and
 /// referred to by index, so a checkpoint stays small.
 #[derive(Serialize, Deserialize)]
 struct Saved {
+    format: u32,
     next_window: u64,
     counts: Counts,
+    retired_streams: u64,
     files: Vec<Arc<str>>,
     models: Vec<SavedModel>,
 }
@@ -441,8 +625,20 @@ struct Saved {
 #[derive(Serialize, Deserialize)]
 struct SavedModel {
     id: Arc<str>,
-    version: Option<Arc<str>>,
     last_time: i64,
+    records: u64,
+    current: usize,
+    versions: Vec<SavedVersion>,
+    seen_current: usize,
+    /// Per version named: (version, records, first, last), the positions
+    /// as (model record index, position).
+    seen: Vec<(Option<Arc<str>>, u64, (u64, SavedSeen), (u64, SavedSeen))>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedVersion {
+    version: Option<Arc<str>>,
+    last_record: u64,
     /// Per metric slot: the count and the history.
     metrics: Vec<(u64, Vec<SavedSeen>)>,
     monitors: Vec<SavedMonitor>,
@@ -461,10 +657,18 @@ struct SavedMonitor {
 /// Why a saved pipeline cannot be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    #[error(
+        "pipeline state format {found} is not this mmon's ({STATE_FORMAT}); pass --reset-state to start over"
+    )]
+    Format { found: String },
     #[error("pipeline state does not parse: {0}")]
     Parse(#[from] serde_json::Error),
     #[error("pipeline state does not fit the configuration: {0}")]
     Shape(String),
+}
+
+fn shape(message: String) -> RestoreError {
+    RestoreError::Shape(message)
 }
 
 impl Pipeline {
@@ -480,14 +684,11 @@ impl Pipeline {
                 (files.len() - 1) as u32
             })
         };
-        let models = self
-            .models
-            .iter()
-            .map(|m| SavedModel {
-                id: m.id.clone(),
-                version: m.version.clone(),
-                last_time: m.last_time,
-                metrics: m
+        let mut models = Vec::with_capacity(self.models.len());
+        for m in &self.models {
+            let mut versions = Vec::with_capacity(m.versions.len());
+            for v in &m.versions {
+                let metrics = v
                     .metrics
                     .iter()
                     .map(|s| {
@@ -497,20 +698,43 @@ impl Pipeline {
                             .collect();
                         (s.count, history)
                     })
-                    .collect(),
-                monitors: m
+                    .collect();
+                let monitors = v
                     .monitors
                     .iter()
                     .map(|st| SavedMonitor {
                         detector: st.detector.save(),
                         open: st.open.as_ref().map(|w| (w.id, w.clone())),
                     })
-                    .collect(),
-            })
-            .collect();
+                    .collect();
+                versions.push(SavedVersion {
+                    version: v.version.clone(),
+                    last_record: v.last_record,
+                    metrics,
+                    monitors,
+                });
+            }
+            let mut at = |(i, s): (u64, Seen)| (i, (index_of(s.file), s.line, s.time_ns));
+            let seen = m
+                .seen
+                .iter()
+                .map(|v| (v.version.clone(), v.records, at(v.first), at(v.last)))
+                .collect();
+            models.push(SavedModel {
+                id: m.id.clone(),
+                last_time: m.last_time,
+                records: m.records,
+                current: m.current,
+                versions,
+                seen_current: m.seen_current,
+                seen,
+            });
+        }
         let saved = Saved {
+            format: STATE_FORMAT,
             next_window: self.next_window,
             counts: self.counts,
+            retired_streams: self.retired_streams,
             files,
             models,
         };
@@ -519,54 +743,90 @@ impl Pipeline {
 
     /// A pipeline for `config` continuing from a state written by [`Pipeline::save`].
     pub fn restore(config: &Config, state: serde_json::Value) -> Result<Pipeline, RestoreError> {
+        let format = state.get("format").and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(STATE_FORMAT)) {
+            let found = format.map_or_else(|| "1 (no format field)".into(), |f| f.to_string());
+            return Err(RestoreError::Format { found });
+        }
         let saved: Saved = serde_json::from_value(state)?;
         let mut p = Pipeline::new(config);
         p.next_window = saved.next_window;
         p.counts = saved.counts;
+        p.retired_streams = saved.retired_streams;
+        let files = &saved.files;
+        let seen_at = |(f, line, time_ns): SavedSeen, p: &mut Pipeline| {
+            let name = files
+                .get(f as usize)
+                .ok_or_else(|| shape(format!("file index {f} out of range")))?;
+            Ok::<Seen, RestoreError>(Seen {
+                file: p.files.index(name),
+                line,
+                time_ns,
+            })
+        };
         for m in saved.models {
-            if m.metrics.len() != p.metric_count || m.monitors.len() != p.monitors.len() {
-                return Err(RestoreError::Shape(format!(
-                    "model {} has {} metrics and {} monitors, the configuration {} and {}",
-                    m.id,
-                    m.metrics.len(),
-                    m.monitors.len(),
-                    p.metric_count,
-                    p.monitors.len()
+            if m.versions.is_empty() || m.current >= m.versions.len() {
+                return Err(shape(format!(
+                    "model {} has no current version stream",
+                    m.id
                 )));
             }
-            let mut metrics = Vec::with_capacity(m.metrics.len());
-            for (count, history) in m.metrics {
-                let mut seen = Vec::with_capacity(history.len());
-                for (f, line, time_ns) in history {
-                    let name = saved.files.get(f as usize).ok_or_else(|| {
-                        RestoreError::Shape(format!("file index {f} out of range"))
-                    })?;
-                    seen.push(Seen {
-                        file: p.files.index(name),
-                        line,
-                        time_ns,
-                    });
+            let mut versions = Vec::with_capacity(m.versions.len());
+            for v in m.versions {
+                if v.metrics.len() != p.metric_count || v.monitors.len() != p.monitors.len() {
+                    return Err(shape(format!(
+                        "model {} has {} metrics and {} monitors, the configuration {} and {}",
+                        m.id,
+                        v.metrics.len(),
+                        v.monitors.len(),
+                        p.metric_count,
+                        p.monitors.len()
+                    )));
                 }
-                metrics.push(MetricStream::restored(count, &seen));
-            }
-            let mut monitors = Vec::with_capacity(m.monitors.len());
-            for (spec, sm) in p.monitors.iter().zip(m.monitors) {
-                let detector = spec.detector.restore(sm.detector)?;
-                let open = sm.open.map(|(id, mut w)| {
-                    w.id = id;
-                    w.detector = spec.info.clone();
-                    w
+                let mut metrics = Vec::with_capacity(v.metrics.len());
+                for (count, history) in v.metrics {
+                    let mut seen = Vec::with_capacity(history.len());
+                    for h in history {
+                        seen.push(seen_at(h, &mut p)?);
+                    }
+                    metrics.push(MetricStream::restored(count, &seen));
+                }
+                let mut monitors = Vec::with_capacity(v.monitors.len());
+                for (spec, sm) in p.monitors.iter().zip(v.monitors) {
+                    let detector = spec.detector.restore(sm.detector)?;
+                    let open = sm.open.map(|(id, mut w)| {
+                        w.id = id;
+                        w.detector = spec.info.clone();
+                        w
+                    });
+                    monitors.push(MonitorState { detector, open });
+                }
+                versions.push(VersionStreams {
+                    version: v.version,
+                    last_record: v.last_record,
+                    metrics,
+                    monitors,
                 });
-                monitors.push(MonitorState { detector, open });
+            }
+            let mut seen = Vec::with_capacity(m.seen.len());
+            for (version, records, (fi, f), (li, l)) in m.seen {
+                seen.push(VersionSeen {
+                    version,
+                    records,
+                    first: (fi, seen_at(f, &mut p)?),
+                    last: (li, seen_at(l, &mut p)?),
+                });
             }
             let id = m.id;
             p.by_id.insert(id.clone(), p.models.len());
             p.models.push(ModelState {
                 id,
-                version: m.version,
                 last_time: m.last_time,
-                metrics,
-                monitors,
+                records: m.records,
+                versions,
+                current: m.current,
+                seen,
+                seen_current: m.seen_current,
             });
         }
         Ok(p)
@@ -629,15 +889,58 @@ mod tests {
     }
 
     #[test]
-    fn a_version_change_closes_windows_and_restarts_detectors() {
-        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 100\n"));
+    fn an_idle_version_is_retired_and_its_windows_close_with_reset() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 100\nversion_idle = 3\n"));
         let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
         recs.push(record(5, "m", "1", 0.5));
         recs.extend((6..12).map(|i| record(i, "m", "2", 0.5)));
         let events = run(&mut p, &recs);
         assert_eq!(events.len(), 2);
+        // Retired at the third record of version 2 (index 8), not at eof.
         assert_eq!(events[1].window.end_reason, Some(EndReason::Reset));
         assert_eq!(events[1].window.model_version.as_deref(), Some("1"));
+        assert_eq!(p.streams(), 2);
+        let spans = p.versions();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(
+            (spans[0].records, spans[0].first.index, spans[0].last.index),
+            (6, 0, 5)
+        );
+        assert_eq!(
+            (spans[1].records, spans[1].first.index, spans[1].last.index),
+            (6, 6, 11)
+        );
+        assert_eq!(spans[1].last.line, Some(12));
+    }
+
+    #[test]
+    fn interleaved_versions_keep_their_own_detectors() {
+        // Version 1 at 1.0 then 0.5, version 2 always at 0.5, interleaved
+        // one to one: with one stream per version only version 1 drifts,
+        // and nothing is reset while both keep receiving records.
+        let cfg = config("[report]\nmerge_gap = 100\nversion_idle = 3\n");
+        let recs: Vec<Record> = (0..60)
+            .map(|i| match (i % 2, i < 20) {
+                (0, true) => record(i, "m", "1", 1.0),
+                (0, false) => record(i, "m", "1", 0.5),
+                _ => record(i, "m", "2", 0.5),
+            })
+            .collect();
+        let events = run(&mut Pipeline::new(&cfg), &recs);
+        let closed: Vec<&Window> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Closed)
+            .map(|e| &e.window)
+            .collect();
+        assert_eq!(closed.len(), 1, "{events:#?}");
+        assert_eq!(closed[0].model_version.as_deref(), Some("1"));
+        assert_eq!(closed[0].end_reason, Some(EndReason::Eof));
+        // Shared streams: the flips do not reset, and the two levels mix.
+        let shared = config("[report]\nreset_on_version_change = false\n");
+        let mut p = Pipeline::new(&shared);
+        run(&mut p, &recs);
+        assert_eq!(p.streams(), 1);
+        assert_eq!(p.versions().len(), 2);
     }
 
     #[test]

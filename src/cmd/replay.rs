@@ -136,6 +136,7 @@ pub fn summary(
             drift: counts.windows_drift,
         },
         retrains: trigger.map(RetrainTrigger::counts).unwrap_or_default(),
+        versions: pipeline.versions(),
         elapsed_s,
         records_per_s: if elapsed_s > 0.0 {
             counts.records as f64 / elapsed_s

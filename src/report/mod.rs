@@ -50,6 +50,8 @@ pub struct Summary {
     pub streams: u64,
     pub windows: WindowCounts,
     pub retrains: RetrainCounts,
+    /// Each model's versions with their first and latest positions.
+    pub versions: Vec<crate::pipeline::VersionSpan>,
     pub elapsed_s: f64,
     pub records_per_s: f64,
     /// Per input file: bytes read (the final offset), records and rejects.

@@ -10,6 +10,7 @@ mod parity;
 mod replay;
 mod retrain;
 mod watch;
+mod windows;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

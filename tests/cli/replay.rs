@@ -268,17 +268,27 @@ fn merge_gap_zero_makes_every_detection_its_own_window() {
 }
 
 #[test]
-fn a_version_change_closes_the_window_with_reset() {
+fn a_retired_version_closes_its_window_with_reset() {
     let mut log = accuracy_log(100, |i| 0.95 - 0.002 * i as f64);
     log.push_str("{\"timestamp\":1709251300,\"model_id\":\"m\",\"model_version\":\"1.0.1\",\"accuracy\":0.9}\n");
-    let config = "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n";
-    let out = Mmon::new(&["replay", "acc.jsonl", "--config", "d.toml"])
-        .file("acc.jsonl", log)
-        .file("d.toml", config)
-        .run();
-    let w = &out.windows()[0];
-    assert_eq!(w["end_reason"], "reset");
-    assert_eq!(w["model_version"], "1.0.0");
+    // A version is retired after `version_idle` records of its model
+    // without one of its own; until then its window stays open.
+    for (idle, reason) in [(1, "reset"), (2, "eof")] {
+        let config = format!(
+            "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n[report]\nversion_idle = {idle}\n"
+        );
+        let out = Mmon::new(&["replay", "acc.jsonl", "--config", "d.toml"])
+            .file("acc.jsonl", &log)
+            .file("d.toml", config)
+            .run();
+        let w = &out.windows()[0];
+        assert_eq!(w["end_reason"], reason);
+        assert_eq!(w["model_version"], "1.0.0");
+        let versions = &out.json()["summary"]["versions"];
+        assert_eq!(versions[0]["records"], 100);
+        assert_eq!(versions[1]["model_version"], "1.0.1");
+        assert_eq!(versions[1]["first"]["line"], 101);
+    }
 }
 
 // ---- output formats ------------------------------------------------------
