@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod detect;
+pub mod episode;
 pub mod exit_code;
 pub mod generate;
 pub mod pipeline;

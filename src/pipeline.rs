@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::detect::{Detector, DetectorConfig, Direction, Outcome};
+use crate::episode::{self, Episode, Segment, Sums};
 use crate::record::Record;
-use crate::window::{DetectorInfo, EndReason, Event, EventKind, Point, Severity, Subject, Window};
+use crate::window::{
+    DetectorInfo, EndReason, Event, EventKind, Levels, Point, Severity, Subject, Window,
+};
 
 /// How many recent positions each stream remembers for resolving a change
 /// start; a start further back keeps its exact index but no file or line.
@@ -34,6 +37,36 @@ struct MonitorSpec {
     direction: Direction,
     detector: DetectorConfig,
     info: Arc<DetectorInfo>,
+    /// Whether the detector sees `ln x`; its levels are then geometric.
+    log: bool,
+}
+
+impl MonitorSpec {
+    fn levels(&self) -> Levels {
+        if self.log {
+            Levels::GeometricMean
+        } else {
+            Levels::Mean
+        }
+    }
+
+    /// A mean of this monitor's values in the metric's units.
+    fn level(&self, sums: &Sums) -> f64 {
+        if self.log {
+            sums.mean().exp()
+        } else {
+            sums.mean()
+        }
+    }
+
+    /// The sign of a bad change: the later part lower (−1), higher (1), either (0).
+    fn bad_sign(&self) -> f64 {
+        match self.direction {
+            Direction::Decrease => -1.0,
+            Direction::Increase => 1.0,
+            Direction::Both => 0.0,
+        }
+    }
 }
 
 /// Where one position of a stream was read. `file` indexes
@@ -93,6 +126,8 @@ struct MetricStream {
     /// ring of `min(count, HISTORY)` entries that is overwritten in place
     /// once full.
     ring: Vec<Seen>,
+    /// The values themselves, in the same places.
+    values: Vec<f64>,
     /// How many of the latest values `ring` knows: all of them, unless a
     /// restored history was shorter.
     known: usize,
@@ -102,23 +137,33 @@ impl MetricStream {
     /// A stream at `count` whose latest positions were `history`. Entries
     /// beyond `min(count, HISTORY)` (which no build writes) are dropped,
     /// oldest first.
-    fn restored(count: u64, history: &[Seen]) -> MetricStream {
+    fn restored(count: u64, history: &[(Seen, f64)]) -> MetricStream {
         let size = usize::try_from(count).map_or(HISTORY, |c| c.min(HISTORY));
         let known = history.len().min(size);
         let mut ring = vec![Seen::default(); size];
+        let mut values = vec![0.0; size];
         let first = count - known as u64;
-        for (i, seen) in (first..).zip(&history[history.len() - known..]) {
+        for (i, (seen, x)) in (first..).zip(&history[history.len() - known..]) {
             ring[(i % HISTORY as u64) as usize] = *seen;
+            values[(i % HISTORY as u64) as usize] = *x;
         }
-        MetricStream { count, ring, known }
+        MetricStream {
+            count,
+            ring,
+            values,
+            known,
+        }
     }
 
     #[inline]
-    fn push(&mut self, seen: Seen) {
+    fn push(&mut self, seen: Seen, x: f64) {
         if self.ring.len() < HISTORY {
             self.ring.push(seen);
+            self.values.push(x);
         } else {
-            self.ring[(self.count % HISTORY as u64) as usize] = seen;
+            let i = (self.count % HISTORY as u64) as usize;
+            self.ring[i] = seen;
+            self.values[i] = x;
         }
         self.count += 1;
         self.known = (self.known + 1).min(HISTORY);
@@ -133,9 +178,27 @@ impl MetricStream {
         self.ring.get((index % HISTORY as u64) as usize)
     }
 
-    /// The known positions, oldest first.
-    fn history(&self) -> impl Iterator<Item = &Seen> {
-        (self.count - self.known as u64..self.count).filter_map(|i| self.seen(i))
+    /// The known positions and values, oldest first.
+    fn history(&self) -> impl Iterator<Item = (&Seen, f64)> {
+        (self.count - self.known as u64..self.count).filter_map(|i| {
+            let at = (i % HISTORY as u64) as usize;
+            Some((self.ring.get(at)?, *self.values.get(at)?))
+        })
+    }
+
+    /// The known values from index `since` on, newest first, as a monitor
+    /// sees them (`ln x` for `log`, non-positive values skipped).
+    fn recent(&self, since: u64, log: bool) -> impl Iterator<Item = (u64, f64)> + '_ {
+        let oldest = since.max(self.count - self.known as u64);
+        (oldest..self.count).rev().filter_map(move |i| {
+            let x = *self.values.get((i % HISTORY as u64) as usize)?;
+            episode::transform(log, x).map(|y| (i, y))
+        })
+    }
+
+    /// The last value's position.
+    fn last(&self, files: &Files) -> Point {
+        self.point(self.count.saturating_sub(1), files)
     }
 
     fn point(&self, index: u64, files: &Files) -> Point {
@@ -159,6 +222,10 @@ impl MetricStream {
 struct MonitorState {
     detector: Box<dyn Detector>,
     open: Option<Window>,
+    /// The stream's values since its last boundary, as this monitor sees them.
+    segment: Segment,
+    /// The measurement of the open window, when it is an episode.
+    episode: Option<Episode>,
 }
 
 /// The streams of one version of a model (of every version, when
@@ -280,6 +347,7 @@ impl Pipeline {
                     name: m.detector.name().to_string(),
                     params: m.detector.params_json(),
                 }),
+                log: m.detector.log_values(),
             })
             .collect();
         let by_slot = (0..schema.metrics.len())
@@ -348,6 +416,8 @@ impl Pipeline {
             .map(|m| MonitorState {
                 detector: m.detector.build(),
                 open: None,
+                segment: Segment::default(),
+                episode: None,
             })
             .collect()
     }
@@ -422,7 +492,7 @@ impl Pipeline {
             let Some(stream) = self.models[mi].versions[vi].metrics.get_mut(slot) else {
                 continue;
             };
-            stream.push(seen);
+            stream.push(seen, x);
             for j in 0..self.by_slot[slot].len() {
                 let k = self.by_slot[slot][j];
                 self.observe(mi, vi, k, x, record.time_ns, events);
@@ -489,11 +559,15 @@ impl Pipeline {
                 continue;
             }
             self.retired_streams += v.metrics.iter().filter(|s| s.count > 0).count() as u64;
-            for mut state in v.monitors {
-                if let Some(mut w) = state.open.take() {
-                    w.close(EndReason::Reset);
-                    closing.push(w);
-                }
+            for (spec, mut state) in self.monitors.iter().zip(v.monitors) {
+                let stream = &v.metrics[spec.slot];
+                closing.extend(close_open(
+                    spec,
+                    stream,
+                    &mut state,
+                    &self.files,
+                    EndReason::Reset,
+                ));
             }
         }
         model.versions = kept;
@@ -520,9 +594,14 @@ impl Pipeline {
         let stream = &streams.metrics[spec.slot];
         let index = stream.count - 1;
         let state = &mut streams.monitors[k];
+        let y = episode::transform(spec.log, x);
+        if let Some(y) = y {
+            state.segment.sums.push(y);
+        }
         let outcome = state.detector.update(x, time_ns);
 
-        if let Some(open) = &mut state.open
+        if state.episode.is_none()
+            && let Some(open) = &mut state.open
             && index - open.end.index > self.merge_gap
         {
             open.close(EndReason::Quiet);
@@ -532,6 +611,11 @@ impl Pipeline {
             });
             events.extend(window);
         }
+        if let (Some(e), Some(y)) = (&mut state.episode, y)
+            && e.update(y, &state.segment.sums)
+        {
+            events.extend(recover(spec, stream, state, &self.files));
+        }
         let (severity, change) = match outcome {
             Outcome::None => return,
             Outcome::Warning(c) => (Severity::Warning, c),
@@ -539,10 +623,20 @@ impl Pipeline {
         };
         let at = stream.point(index, &self.files);
         match &mut state.open {
+            Some(open) if state.episode.is_some() => open.extend_episode(at),
             Some(open) => {
                 if open.extend(severity, at, &change) {
                     self.counts.windows_warning -= 1;
                     self.counts.windows_drift += 1;
+                    // From now on an episode, from the start it keeps.
+                    if self.merge_gap > 0 {
+                        let start = open.start.index;
+                        state.episode = episode_from(spec, stream, &state.segment, start);
+                        if let Some(e) = &state.episode {
+                            let after = e.after(&state.segment.sums);
+                            open.measured(spec.level(&e.before), spec.level(&after), spec.levels());
+                        }
+                    }
                     events.push(Event {
                         kind: EventKind::Escalated,
                         window: open.clone(),
@@ -550,7 +644,25 @@ impl Pipeline {
                 }
             }
             None => {
-                let start = stream.point(index.saturating_sub(change.lookback), &self.files);
+                let mut start = index.saturating_sub(change.lookback);
+                let mut measured = None;
+                if severity == Severity::Drift && self.merge_gap > 0 {
+                    let segment = &state.segment;
+                    let newest_first: Vec<(u64, f64)> =
+                        stream.recent(segment.since, spec.log).collect();
+                    let sign = spec.bad_sign();
+                    if let Some(split) =
+                        episode::locate(&segment.sums, newest_first.iter().copied(), sign)
+                    {
+                        start = split.at;
+                        let inflation = episode::inflation(&newest_first, split.at);
+                        let e = Episode::new(split.before, inflation);
+                        let after = e.after(&segment.sums);
+                        measured = Some((spec.level(&split.before), spec.level(&after)));
+                        state.episode = Some(e);
+                    }
+                }
+                let start = stream.point(start, &self.files);
                 let subject = Subject {
                     model_id: &model.id,
                     model_version: streams.version.as_ref(),
@@ -558,7 +670,11 @@ impl Pipeline {
                     detector: &spec.info,
                     direction: spec.direction,
                 };
-                let window = Window::open(self.next_window, subject, severity, start, at, &change);
+                let mut window =
+                    Window::open(self.next_window, subject, severity, start, at, &change);
+                if let Some((before, after)) = measured {
+                    window.measured(before, after, spec.levels());
+                }
                 self.next_window += 1;
                 match severity {
                     Severity::Warning => self.counts.windows_warning += 1,
@@ -589,11 +705,9 @@ impl Pipeline {
     pub fn finish(&mut self, events: &mut Vec<Event>) {
         let mut closing: Vec<Window> = Vec::new();
         for streams in self.models.iter_mut().flat_map(|m| &mut m.versions) {
-            for state in &mut streams.monitors {
-                if let Some(mut w) = state.open.take() {
-                    w.close(EndReason::Eof);
-                    closing.push(w);
-                }
+            for (spec, state) in self.monitors.iter().zip(&mut streams.monitors) {
+                let stream = &streams.metrics[spec.slot];
+                closing.extend(close_open(spec, stream, state, &self.files, EndReason::Eof));
             }
         }
         closing.sort_by_key(|w| w.id);
@@ -602,6 +716,81 @@ impl Pipeline {
             window,
         }));
     }
+}
+
+/// The episode of a window that starts at `start`, if the stream still
+/// knows its values from there on.
+fn episode_from(
+    spec: &MonitorSpec,
+    stream: &MetricStream,
+    segment: &Segment,
+    start: u64,
+) -> Option<Episode> {
+    if start < segment.since || start < stream.count - stream.known as u64 {
+        return None;
+    }
+    let newest_first: Vec<(u64, f64)> = stream.recent(start, spec.log).collect();
+    let mut after = Sums::default();
+    for &(_, y) in &newest_first {
+        after.push(y);
+    }
+    let before = segment.sums.minus(&after);
+    let all: Vec<(u64, f64)> = stream.recent(segment.since, spec.log).collect();
+    Some(Episode::new(before, episode::inflation(&all, start)))
+}
+
+/// Closes the open episode of `state` as recovered: its end is the best
+/// split of the values since its start, and the stream's new boundary is
+/// just after it.
+fn recover(
+    spec: &MonitorSpec,
+    stream: &MetricStream,
+    state: &mut MonitorState,
+    files: &Files,
+) -> Option<Event> {
+    let e = state.episode.take()?;
+    let mut w = state.open.take()?;
+    let after = e.after(&state.segment.sums);
+    // The later part is the one back toward the level before.
+    let sign = (e.before.mean() - after.mean()).signum();
+    let newest = stream.count - 1;
+    let (end, kept, rest) =
+        match episode::locate(&after, stream.recent(w.start.index, spec.log), sign) {
+            Some(split) => (split.at - 1, split.before, after.minus(&split.before)),
+            None => (newest, after, Sums::default()),
+        };
+    state.segment = Segment {
+        since: end + 1,
+        sums: rest,
+    };
+    // An end located before the detection (a late detection of a short
+    // dip) is put at the detection, so start <= detected <= end.
+    w.end = stream.point(end.max(w.detected.index), files);
+    w.measured(spec.level(&e.before), spec.level(&kept), spec.levels());
+    w.close(EndReason::Recovered);
+    Some(Event {
+        kind: EventKind::Closed,
+        window: w,
+    })
+}
+
+/// Closes an open window at the end of its input or version: an episode
+/// ends at the stream's last value, with its final level after.
+fn close_open(
+    spec: &MonitorSpec,
+    stream: &MetricStream,
+    state: &mut MonitorState,
+    files: &Files,
+    reason: EndReason,
+) -> Option<Window> {
+    let mut w = state.open.take()?;
+    if let Some(e) = state.episode.take() {
+        w.end = stream.last(files);
+        let after = e.after(&state.segment.sums);
+        w.measured(spec.level(&e.before), spec.level(&after), spec.levels());
+    }
+    w.close(reason);
+    Some(w)
 }
 
 /// The version of the saved pipeline's shape inside a checkpoint; a state
@@ -640,9 +829,12 @@ struct SavedVersion {
     version: Option<Arc<str>>,
     last_record: u64,
     /// Per metric slot: the count and the history.
-    metrics: Vec<(u64, Vec<SavedSeen>)>,
+    metrics: Vec<(u64, Vec<SavedValue>)>,
     monitors: Vec<SavedMonitor>,
 }
+
+/// One value of a stream's history: (file index, line, time, value).
+type SavedValue = (u32, u64, i64, f64);
 
 /// One position of a stream's history: (file index, line, time).
 type SavedSeen = (u32, u64, i64);
@@ -652,6 +844,8 @@ struct SavedMonitor {
     detector: serde_json::Value,
     /// The open window and its id (which the report does not serialise).
     open: Option<(u64, Window)>,
+    segment: Segment,
+    episode: Option<Episode>,
 }
 
 /// Why a saved pipeline cannot be restored.
@@ -694,7 +888,7 @@ impl Pipeline {
                     .map(|s| {
                         let history = s
                             .history()
-                            .map(|h| (index_of(h.file), h.line, h.time_ns))
+                            .map(|(h, x)| (index_of(h.file), h.line, h.time_ns, x))
                             .collect();
                         (s.count, history)
                     })
@@ -705,6 +899,8 @@ impl Pipeline {
                     .map(|st| SavedMonitor {
                         detector: st.detector.save(),
                         open: st.open.as_ref().map(|w| (w.id, w.clone())),
+                        segment: st.segment,
+                        episode: st.episode,
                     })
                     .collect();
                 versions.push(SavedVersion {
@@ -786,8 +982,8 @@ impl Pipeline {
                 let mut metrics = Vec::with_capacity(v.metrics.len());
                 for (count, history) in v.metrics {
                     let mut seen = Vec::with_capacity(history.len());
-                    for h in history {
-                        seen.push(seen_at(h, &mut p)?);
+                    for (f, line, time_ns, x) in history {
+                        seen.push((seen_at((f, line, time_ns), &mut p)?, x));
                     }
                     metrics.push(MetricStream::restored(count, &seen));
                 }
@@ -799,7 +995,18 @@ impl Pipeline {
                         w.detector = spec.info.clone();
                         w
                     });
-                    monitors.push(MonitorState { detector, open });
+                    if sm.episode.is_some() && open.is_none() {
+                        return Err(shape(format!(
+                            "model {}: an episode without a window",
+                            m.id
+                        )));
+                    }
+                    monitors.push(MonitorState {
+                        detector,
+                        open,
+                        segment: sm.segment,
+                        episode: sm.episode,
+                    });
                 }
                 versions.push(VersionStreams {
                     version: v.version,
@@ -871,21 +1078,58 @@ mod tests {
     }
 
     #[test]
-    fn detections_within_the_gap_merge_and_the_window_closes_quietly() {
+    fn a_drift_window_is_an_episode_from_the_located_change_to_the_end() {
         let mut p = Pipeline::new(&config("[report]\nmerge_gap = 10\n"));
         // Five at 1.0 (reference), then 0.5 forever: drift at 5 (the first
-        // current window 1..=5 has mean 0.9: 0.1 below) and again every 5
-        // values after re-learning (reference 0.5, no drop): one detection.
+        // current window 1..=5 has mean 0.9: 0.1 below). The decay rule puts
+        // the start at 1; the values say 5, and the window stays open.
         let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
         recs.extend((5..40).map(|i| record(i, "m", "1", 0.5)));
         let events = run(&mut p, &recs);
         let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, vec![EventKind::Opened, EventKind::Closed]);
+        let w = &events[0].window;
+        assert_eq!((w.start.index, w.detected.index, w.end.index), (5, 5, 5));
+        assert_eq!((w.before, w.after, w.levels), (1.0, 0.5, Levels::Mean));
+        let w = &events[1].window;
+        assert_eq!((w.start.index, w.detected.index, w.end.index), (5, 5, 39));
+        assert_eq!(w.start.line, Some(6));
+        assert_eq!(w.end_reason, Some(EndReason::Eof));
+        assert_eq!((w.before, w.after, w.events), (1.0, 0.5, 35));
+        assert_eq!(p.counts().windows_drift, 1);
+    }
+
+    #[test]
+    fn an_episode_closes_where_the_stream_recovered() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 10\n"));
+        let level = |i: u64| match i {
+            0..20 => 1.0,
+            20..50 => 0.5,
+            _ => 0.95,
+        };
+        let recs: Vec<Record> = (0..80).map(|i| record(i, "m", "1", level(i))).collect();
+        let events = run(&mut p, &recs);
+        let closed: Vec<&Window> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Closed)
+            .map(|e| &e.window)
+            .collect();
+        let w = closed[0];
+        assert_eq!(w.end_reason, Some(EndReason::Recovered));
+        assert_eq!((w.start.index, w.end.index), (20, 49));
+        assert!((w.before - 1.0).abs() < 1e-9 && (w.after - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn merge_gap_zero_keeps_the_detectors_pulses() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 0\n"));
+        let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
+        recs.extend((5..40).map(|i| record(i, "m", "1", 0.5)));
+        let events = run(&mut p, &recs);
         let w = &events[1].window;
         assert_eq!((w.start.index, w.detected.index, w.end.index), (1, 5, 5));
-        assert_eq!(w.start.line, Some(2));
         assert_eq!(w.end_reason, Some(EndReason::Quiet));
-        assert_eq!(p.counts().windows_drift, 1);
+        assert_eq!(w.levels, Levels::Detector);
     }
 
     #[test]
@@ -971,6 +1215,16 @@ mod tests {
     }
 
     #[test]
+    fn a_state_of_the_older_format_is_refused_with_the_way_out() {
+        let cfg = config("");
+        let mut state = Pipeline::new(&cfg).save();
+        state.as_object_mut().unwrap().remove("format");
+        let e = Pipeline::restore(&cfg, state).err().unwrap();
+        assert!(matches!(e, RestoreError::Format { .. }));
+        assert!(e.to_string().contains("--reset-state"), "{e}");
+    }
+
+    #[test]
     fn models_are_separate_streams_and_out_of_order_is_counted() {
         let mut p = Pipeline::new(&config(""));
         let mut recs = vec![
@@ -1013,7 +1267,7 @@ mod history_tests {
             3 * HISTORY as u64 + 17,
         ] {
             while s.count < n {
-                s.push(seen(s.count));
+                s.push(seen(s.count), s.count as f64);
             }
             let oldest = n.saturating_sub(HISTORY as u64);
             for i in [
@@ -1027,7 +1281,7 @@ mod history_tests {
                 let want = (i >= oldest && i < n).then_some(i + 1);
                 assert_eq!(line(&s, i), want, "value {i} of {n}");
             }
-            let lines: Vec<u64> = s.history().map(|h| h.line).collect();
+            let lines: Vec<u64> = s.history().map(|(h, _)| h.line).collect();
             assert_eq!(lines, (oldest + 1..=n).collect::<Vec<_>>(), "{n}");
         }
     }
@@ -1043,13 +1297,13 @@ mod history_tests {
         ] {
             let mut a = MetricStream::default();
             for i in 0..n {
-                a.push(seen(i));
+                a.push(seen(i), i as f64);
             }
-            let history: Vec<Seen> = a.history().copied().collect();
+            let history: Vec<(Seen, f64)> = a.history().map(|(s, x)| (*s, x)).collect();
             let mut b = MetricStream::restored(a.count, &history);
             for i in n..n + HISTORY as u64 + 3 {
-                a.push(seen(i));
-                b.push(seen(i));
+                a.push(seen(i), i as f64);
+                b.push(seen(i), i as f64);
                 for j in [i.saturating_sub(HISTORY as u64), i / 2, i] {
                     assert_eq!(line(&a, j), line(&b, j), "{n}: value {j} at {i}");
                 }
@@ -1059,17 +1313,20 @@ mod history_tests {
 
     #[test]
     fn a_shorter_saved_history_knows_only_what_it_holds() {
-        let history: Vec<Seen> = (95..100).map(seen).collect();
+        let history: Vec<(Seen, f64)> = (95..100).map(|i| (seen(i), i as f64)).collect();
         let mut s = MetricStream::restored(100, &history);
         assert_eq!(line(&s, 94), None);
         assert_eq!(line(&s, 95), Some(96));
         assert_eq!(line(&s, 99), Some(100));
-        s.push(seen(100));
+        s.push(seen(100), 100.0);
         assert_eq!(line(&s, 100), Some(101));
         assert_eq!(line(&s, 94), None);
         // A history longer than the count keeps only the latest `count`.
         let s = MetricStream::restored(2, &history);
-        assert_eq!(s.history().map(|h| h.line).collect::<Vec<_>>(), [99, 100]);
+        assert_eq!(
+            s.history().map(|(h, _)| h.line).collect::<Vec<_>>(),
+            [99, 100]
+        );
         assert_eq!(line(&s, 1), Some(100));
     }
 }

@@ -29,7 +29,7 @@ pub mod params;
 mod parity;
 pub mod reference;
 #[cfg(test)]
-mod synthetic;
+pub(crate) mod synthetic;
 pub mod threshold;
 
 use serde::{Deserialize, Serialize};
@@ -189,6 +189,16 @@ impl DetectorConfig {
             DetectorConfig::HddmW(_) => "hddm-w",
             DetectorConfig::Cusum(_) => "cusum",
             DetectorConfig::Ewma(_) => "ewma",
+        }
+    }
+
+    /// Whether the detector sees `ln x` (`log = true`), so its stream's
+    /// levels are geometric means.
+    pub fn log_values(&self) -> bool {
+        match self {
+            DetectorConfig::Cusum(c) => c.log,
+            DetectorConfig::Ewma(c) => c.log,
+            _ => false,
         }
     }
 
