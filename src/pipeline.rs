@@ -821,7 +821,7 @@ struct SavedModel {
     seen_current: usize,
     /// Per version named: (version, records, first, last), the positions
     /// as (model record index, position).
-    seen: Vec<(Option<Arc<str>>, u64, (u64, SavedSeen), (u64, SavedSeen))>,
+    seen: Vec<(Option<Arc<str>>, u64, SavedAt, SavedAt)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -838,6 +838,9 @@ type SavedValue = (u32, u64, i64, f64);
 
 /// One position of a stream's history: (file index, line, time).
 type SavedSeen = (u32, u64, i64);
+
+/// A model record index and its position.
+type SavedAt = (u64, SavedSeen);
 
 #[derive(Serialize, Deserialize)]
 struct SavedMonitor {

@@ -143,7 +143,8 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         None
     };
     let out = open_output(&args.run)?;
-    let mut reporter = Reporter::new(report_format(&args.run), out, !quiet);
+    // A table in watch prints each event as it happens (SPEC §5).
+    let mut reporter = Reporter::new(report_format(&args.run), out, !quiet).live();
     let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
     let start_counts = pipeline.counts();
 

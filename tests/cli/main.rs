@@ -95,6 +95,14 @@ impl Mmon {
         cmd
     }
 
+    /// Writes `name` (a path with folders) with `contents`.
+    fn nested_file(self, name: &str, contents: impl AsRef<[u8]>) -> Mmon {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("make dir");
+        std::fs::write(path, contents).expect("write file");
+        self
+    }
+
     fn run(self) -> Outcome {
         let mut child = self
             .command()

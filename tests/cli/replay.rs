@@ -370,13 +370,28 @@ fn csv_and_table_formats_render_the_window() {
     let out = Mmon::new(&["replay", "metrics.jsonl", "--format", "table"])
         .fixture("metrics.jsonl")
         .run();
-    let first = out.stdout.lines().nth(2).unwrap();
-    assert!(
-        first.starts_with(
-            "drift     churn  1.4.2    accuracy    decay     #1640 metrics.jsonl:3242"
-        ),
-        "{first}"
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "start times in UTC on 2024-03-01");
+    assert_eq!(
+        lines[3],
+        "O churn 1.4.2  accuracy    0.923 → 0.818 (−11.4%)   00:05:22  metrics.jsonl:3242"
     );
+    assert_eq!(
+        lines[4],
+        "O fraud 3.0.1  latency_ms  12.06 → 21.44* (+77.8%)  00:09:19  metrics.jsonl:5612"
+    );
+    // Every line fits an 80-column terminal, and the legend explains the
+    // state letters and the star.
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 80),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("O open (still changed at the end of input)")
+    );
+    assert!(out.stdout.contains("* geometric means"));
     assert!(out.stdout.contains("8000 records from 1 file"));
 }
 

@@ -223,3 +223,65 @@ fn a_drop_and_a_recovery_make_one_recovered_window_ending_where_it_did() {
         assert_eq!(all.len(), 3, "{all:#?}");
     }
 }
+
+#[test]
+fn the_table_names_paths_as_given_and_watch_prints_each_event_as_it_happens() {
+    let log = crate::accuracy_log(400, |i| if i < 200 { 0.9 } else { 0.7 });
+    let config =
+        "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\nparams = { window = 20 }\n";
+    let out = Mmon::new(&[
+        "replay",
+        "eu/app.jsonl",
+        "us/app.jsonl",
+        "--format",
+        "table",
+        "--config",
+        "c.toml",
+    ])
+    .file("c.toml", config)
+    .nested_file("eu/app.jsonl", &log)
+    .nested_file("us/app.jsonl", log.replace("\"m\"", "\"n\""))
+    .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("eu/app.jsonl:201"), "{}", out.stdout);
+    assert!(out.stdout.contains("us/app.jsonl:201"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("0.900 → 0.700 (−22.2%)"),
+        "{}",
+        out.stdout
+    );
+
+    let out = Mmon::new(&[
+        "watch",
+        "--once",
+        "--from-start",
+        "--format",
+        "table",
+        "--config",
+        "c.toml",
+        "a.jsonl",
+    ])
+    .file("c.toml", config)
+    .file("a.jsonl", &log)
+    .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let opened = lines
+        .iter()
+        .position(|l| l.starts_with("+ m 1.0.0"))
+        .unwrap();
+    let closed = lines
+        .iter()
+        .position(|l| l.starts_with("O m 1.0.0"))
+        .unwrap();
+    let summary = lines
+        .iter()
+        .position(|l| l.contains("records from"))
+        .unwrap();
+    assert!(opened < closed && closed < summary, "{}", out.stdout);
+    assert!(
+        lines[opened].contains("2024-03-01 00:03:20  a.jsonl:201"),
+        "{}",
+        lines[opened]
+    );
+}
