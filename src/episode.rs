@@ -193,6 +193,9 @@ pub struct Episode {
     pub inflation: f64,
     /// The recovery CUSUM, in the monitor's units.
     pub cusum: f64,
+    /// `before`'s mean and variance, kept for the per-value update.
+    before_mean: f64,
+    before_var: f64,
 }
 
 impl Episode {
@@ -201,6 +204,8 @@ impl Episode {
             before,
             inflation,
             cusum: 0.0,
+            before_mean: before.mean(),
+            before_var: before.var(),
         }
     }
 
@@ -213,13 +218,18 @@ impl Episode {
     /// stream's recovery toward the level before is confirmed.
     #[inline]
     pub fn update(&mut self, y: f64, segment: &Sums) -> bool {
-        let after = self.after(segment);
-        let (before, now) = (self.before.mean(), after.mean());
-        let delta = before - now;
-        if delta == 0.0 || after.n < 2 {
+        let n = segment.n.saturating_sub(self.before.n);
+        if n < 2 {
             return false;
         }
-        let var = self.before.var().max(after.var()) * self.inflation;
+        let inv = 1.0 / n as f64;
+        let now = (segment.sum - self.before.sum) * inv;
+        let delta = self.before_mean - now;
+        if delta == 0.0 {
+            return false;
+        }
+        let after_var = ((segment.sq - self.before.sq) * inv - now * now).max(0.0);
+        let var = self.before_var.max(after_var) * self.inflation;
         let mid = now + delta / 2.0;
         self.cusum = (self.cusum + delta.signum() * (y - mid)).max(0.0);
         self.cusum > var * LN_ARL / delta.abs()
