@@ -85,6 +85,8 @@ pub struct Report {
     pub merge_gap: u64,
     pub fail_on: FailOn,
     pub reset_on_version_change: bool,
+    /// Records of a model after which a version that had none is retired.
+    pub version_idle: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -387,11 +389,13 @@ fn parse_report(top: &mut Params) -> Result<Report, ParamError> {
     let fail_on = p.choice("fail_on", "none", &["none", "warning", "drift"])?;
     let fail_on = FailOn::parse(&fail_on).unwrap_or(FailOn::None);
     let reset_on_version_change = p.bool("reset_on_version_change", true)?;
+    let version_idle = p.int("version_idle", 10_000, |n| n >= 1, "must be >= 1")? as u64;
     p.finish(&[])?;
     Ok(Report {
         merge_gap,
         fail_on,
         reset_on_version_change,
+        version_idle,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod detect;
 pub mod durable;
+pub mod episode;
 pub mod eval;
 pub mod exit_code;
 pub mod generate;

@@ -2,12 +2,16 @@
 //! and turns their conclusions into window events (SPEC §3, §5).
 //!
 //! The pipeline never knows where records come from; replay and watch feed it
-//! the same way. A stream is one (model, metric) pair; each monitor on that
-//! metric has its own detector instance on the stream. Per model it keeps the
-//! current version (a change restarts that model's detectors and closes its
-//! windows), the last event time (for the out-of-order count) and, per metric,
-//! the position within the stream and a bounded history of recent positions,
-//! so a window can name the file, line and time of its estimated start.
+//! the same way. A stream is one (model, version, metric); each monitor on
+//! that metric has its own detector instance on the stream. Each version of a
+//! model has its own streams, so a canary interleaved with the stable version
+//! never resets either; a version without a record for `version_idle` of its
+//! model's records is retired (its windows close with "reset"). With
+//! `reset_on_version_change = false` a model's versions share one set of
+//! streams. Per model it also keeps the last event time (for the
+//! out-of-order count) and the versions named (for the summary); per stream,
+//! the position within it and a bounded history of recent positions, so a
+//! window can name the file, line and time of its start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::detect::{Detector, DetectorConfig, Direction, MAX_COUNT, Outcome};
+use crate::episode::{self, Episode, Segment, Sums};
 use crate::record::Record;
-use crate::window::{DetectorInfo, EndReason, Event, EventKind, Point, Severity, Subject, Window};
+use crate::window::{
+    DetectorInfo, EndReason, Event, EventKind, Levels, Point, Severity, Subject, Window,
+};
 
 /// How many recent positions each stream remembers for resolving a change
 /// start; a start further back keeps its exact index but no file or line.
@@ -30,6 +37,36 @@ struct MonitorSpec {
     direction: Direction,
     detector: DetectorConfig,
     info: Arc<DetectorInfo>,
+    /// Whether the detector sees `ln x`; its levels are then geometric.
+    log: bool,
+}
+
+impl MonitorSpec {
+    fn levels(&self) -> Levels {
+        if self.log {
+            Levels::GeometricMean
+        } else {
+            Levels::Mean
+        }
+    }
+
+    /// A mean of this monitor's values in the metric's units.
+    fn level(&self, sums: &Sums) -> f64 {
+        if self.log {
+            sums.mean().exp()
+        } else {
+            sums.mean()
+        }
+    }
+
+    /// The sign of a bad change: the later part lower (−1), higher (1), either (0).
+    fn bad_sign(&self) -> f64 {
+        match self.direction {
+            Direction::Decrease => -1.0,
+            Direction::Increase => 1.0,
+            Direction::Both => 0.0,
+        }
+    }
 }
 
 /// Where one position of a stream was read. `file` indexes
@@ -89,6 +126,8 @@ struct MetricStream {
     /// ring of `min(count, HISTORY)` entries that is overwritten in place
     /// once full.
     ring: Vec<Seen>,
+    /// The values themselves, in the same places.
+    values: Vec<f64>,
     /// How many of the latest values `ring` knows: all of them, unless a
     /// restored history was shorter.
     known: usize,
@@ -98,23 +137,33 @@ impl MetricStream {
     /// A stream at `count` whose latest positions were `history`. Entries
     /// beyond `min(count, HISTORY)` (which no build writes) are dropped,
     /// oldest first.
-    fn restored(count: u64, history: &[Seen]) -> MetricStream {
+    fn restored(count: u64, history: &[(Seen, f64)]) -> MetricStream {
         let size = usize::try_from(count).map_or(HISTORY, |c| c.min(HISTORY));
         let known = history.len().min(size);
         let mut ring = vec![Seen::default(); size];
+        let mut values = vec![0.0; size];
         let first = count - known as u64;
-        for (i, seen) in (first..).zip(&history[history.len() - known..]) {
+        for (i, (seen, x)) in (first..).zip(&history[history.len() - known..]) {
             ring[(i % HISTORY as u64) as usize] = *seen;
+            values[(i % HISTORY as u64) as usize] = *x;
         }
-        MetricStream { count, ring, known }
+        MetricStream {
+            count,
+            ring,
+            values,
+            known,
+        }
     }
 
     #[inline]
-    fn push(&mut self, seen: Seen) {
+    fn push(&mut self, seen: Seen, x: f64) {
         if self.ring.len() < HISTORY {
             self.ring.push(seen);
+            self.values.push(x);
         } else {
-            self.ring[(self.count % HISTORY as u64) as usize] = seen;
+            let i = (self.count % HISTORY as u64) as usize;
+            self.ring[i] = seen;
+            self.values[i] = x;
         }
         self.count += 1;
         self.known = (self.known + 1).min(HISTORY);
@@ -129,9 +178,27 @@ impl MetricStream {
         self.ring.get((index % HISTORY as u64) as usize)
     }
 
-    /// The known positions, oldest first.
-    fn history(&self) -> impl Iterator<Item = &Seen> {
-        (self.count - self.known as u64..self.count).filter_map(|i| self.seen(i))
+    /// The known positions and values, oldest first.
+    fn history(&self) -> impl Iterator<Item = (&Seen, f64)> {
+        (self.count - self.known as u64..self.count).filter_map(|i| {
+            let at = (i % HISTORY as u64) as usize;
+            Some((self.ring.get(at)?, *self.values.get(at)?))
+        })
+    }
+
+    /// The known values from index `since` on, newest first, as a monitor
+    /// sees them (`ln x` for `log`, non-positive values skipped).
+    fn recent(&self, since: u64, log: bool) -> impl Iterator<Item = (u64, f64)> + '_ {
+        let oldest = since.max(self.count - self.known as u64);
+        (oldest..self.count).rev().filter_map(move |i| {
+            let x = *self.values.get((i % HISTORY as u64) as usize)?;
+            episode::transform(log, x).map(|y| (i, y))
+        })
+    }
+
+    /// The last value's position.
+    fn last(&self, files: &Files) -> Point {
+        self.point(self.count.saturating_sub(1), files)
     }
 
     fn point(&self, index: u64, files: &Files) -> Point {
@@ -155,16 +222,90 @@ impl MetricStream {
 struct MonitorState {
     detector: Box<dyn Detector>,
     open: Option<Window>,
+    /// The stream's values since its last boundary, as this monitor sees them.
+    segment: Segment,
+    /// The measurement of the open window, when it is an episode.
+    episode: Option<Episode>,
+}
+
+/// The streams of one version of a model (of every version, when
+/// `reset_on_version_change = false`).
+struct VersionStreams {
+    /// The version of the records it sees (the latest, when versions share).
+    version: Option<Arc<str>>,
+    /// The model's record count at this version's latest record.
+    last_record: u64,
+    metrics: Vec<MetricStream>,
+    monitors: Vec<MonitorState>,
+}
+
+/// A version the records of a model named, for the summary.
+#[derive(Clone)]
+struct VersionSeen {
+    version: Option<Arc<str>>,
+    records: u64,
+    /// The model record index and position of its first and latest record.
+    first: (u64, Seen),
+    last: (u64, Seen),
 }
 
 struct ModelState {
     id: Arc<str>,
-    version: Option<Arc<str>>,
     last_time: i64,
     /// The file of the record that set `last_time` (run-local).
     last_file: u32,
-    metrics: Vec<MetricStream>,
-    monitors: Vec<MonitorState>,
+    /// Records of this model so far: the clock of `version_idle`.
+    records: u64,
+    /// The live versions' streams, oldest first.
+    versions: Vec<VersionStreams>,
+    /// Which of `versions` the latest record went to.
+    current: usize,
+    /// Every version named, in order of appearance.
+    seen: Vec<VersionSeen>,
+    /// Which of `seen` the latest record named.
+    seen_current: usize,
+}
+
+impl ModelState {
+    /// Counts a record of `version` read at `seen` for the summary.
+    fn note_version(&mut self, version: Option<&Arc<str>>, seen: Seen) {
+        let index = self.records;
+        let same = |v: &VersionSeen| match (&v.version, version) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        let i = match self.seen.get(self.seen_current) {
+            Some(v) if same(v) => self.seen_current,
+            _ => match self.seen.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    self.seen.push(VersionSeen {
+                        version: version.cloned(),
+                        records: 0,
+                        first: (index, seen),
+                        last: (index, seen),
+                    });
+                    self.seen.len() - 1
+                }
+            },
+        };
+        self.seen_current = i;
+        let v = &mut self.seen[i];
+        v.records += 1;
+        v.last = (index, seen);
+    }
+}
+
+/// One version of one model in the summary: how many records named it and
+/// where the first and the latest were (`index` is the model's record index).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionSpan {
+    pub model_id: Arc<str>,
+    pub model_version: Option<Arc<str>>,
+    pub records: u64,
+    pub first: Point,
+    pub last: Point,
 }
 
 /// Counters for the summary.
@@ -183,11 +324,14 @@ pub struct Pipeline {
     metric_count: usize,
     merge_gap: u64,
     reset_on_version_change: bool,
+    version_idle: u64,
     models: Vec<ModelState>,
     by_id: HashMap<Arc<str>, usize>,
     files: Files,
     next_window: u64,
     counts: Counts,
+    /// Streams of retired versions that had seen a value.
+    retired_streams: u64,
     /// What this run saw, for the summary's `unseen` (not checkpointed).
     seen: RunSeen,
     /// Per pair of files (earlier, later): the records of the later one
@@ -196,14 +340,13 @@ pub struct Pipeline {
 }
 
 /// What the records of this run carried, against what the config names.
-/// Metrics are found from the streams' counts at the end, against those a
-/// checkpoint brought in, so the hot path only checks the model id.
 #[derive(Default)]
 struct RunSeen {
     model_field: bool,
-    /// Records and, per model and metric slot, values restored at start.
+    /// Records restored from a checkpoint at start.
     restored_records: u64,
-    restored: HashMap<Arc<str>, Vec<u64>>,
+    /// Per metric slot, the values this run read.
+    values: Vec<u64>,
     metric_names: Vec<String>,
     model_field_name: String,
 }
@@ -223,6 +366,7 @@ impl Pipeline {
                     name: m.detector.name().to_string(),
                     params: m.detector.params_json(),
                 }),
+                log: m.detector.log_values(),
             })
             .collect();
         let by_slot = (0..schema.metrics.len())
@@ -237,12 +381,15 @@ impl Pipeline {
             metric_count: schema.metrics.len(),
             merge_gap: config.report.merge_gap,
             reset_on_version_change: config.report.reset_on_version_change,
+            version_idle: config.report.version_idle,
             models: Vec::new(),
             by_id: HashMap::new(),
             files: Files::default(),
             next_window: 0,
             counts: Counts::default(),
+            retired_streams: 0,
             seen: RunSeen {
+                values: vec![0; schema.metrics.len()],
                 metric_names: schema.metrics.clone(),
                 model_field_name: schema.model_id.clone(),
                 ..RunSeen::default()
@@ -258,18 +405,12 @@ impl Pipeline {
         if self.counts.records == seen.restored_records {
             return crate::report::Unseen::default();
         }
-        let carried = |slot: usize| {
-            self.models.iter().any(|m| {
-                let before = seen.restored.get(&m.id).and_then(|c| c.get(slot).copied());
-                m.metrics[slot].count > before.unwrap_or(0)
-            })
-        };
         let metrics = seen
             .metric_names
             .iter()
-            .enumerate()
-            .filter(|&(slot, _)| !carried(slot))
-            .map(|(_, m)| m.clone())
+            .zip(&seen.values)
+            .filter(|&(_, &n)| n == 0)
+            .map(|(m, _)| m.clone())
             .collect();
         let fields = if seen.model_field {
             Vec::new()
@@ -290,16 +431,54 @@ impl Pipeline {
             .collect()
     }
 
+    #[cold]
+    fn note_overlap(&mut self, earlier: u32, later: u32) {
+        match self
+            .overlaps
+            .iter_mut()
+            .find(|(a, b, _)| (*a, *b) == (earlier, later))
+        {
+            Some((.., n)) => *n += 1,
+            None => self.overlaps.push((earlier, later, 1)),
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         self.counts
     }
 
-    /// Streams that have seen at least one value.
+    /// Streams that have seen at least one value, retired ones included.
     pub fn streams(&self) -> u64 {
+        let live: u64 = self
+            .models
+            .iter()
+            .flat_map(|m| &m.versions)
+            .map(|v| v.metrics.iter().filter(|s| s.count > 0).count() as u64)
+            .sum();
+        live + self.retired_streams
+    }
+
+    /// Each model's versions with their first and latest positions, models
+    /// and versions in order of appearance.
+    pub fn versions(&self) -> Vec<VersionSpan> {
+        let point = |(index, s): (u64, Seen)| Point {
+            index,
+            file: self.files.name(s.file),
+            line: Some(s.line),
+            timestamp: Some(s.time_ns),
+        };
         self.models
             .iter()
-            .map(|m| m.metrics.iter().filter(|s| s.count > 0).count() as u64)
-            .sum()
+            .flat_map(|m| {
+                m.seen.iter().map(|v| VersionSpan {
+                    model_id: m.id.clone(),
+                    model_version: v.version.clone(),
+                    records: v.records,
+                    first: point(v.first),
+                    last: point(v.last),
+                })
+            })
+            .collect()
     }
 
     fn fresh_monitors(&self) -> Vec<MonitorState> {
@@ -308,8 +487,21 @@ impl Pipeline {
             .map(|m| MonitorState {
                 detector: m.detector.build(),
                 open: None,
+                segment: Segment::default(),
+                episode: None,
             })
             .collect()
+    }
+
+    fn fresh_version(&self, version: Option<Arc<str>>) -> VersionStreams {
+        VersionStreams {
+            version,
+            last_record: 0,
+            metrics: (0..self.metric_count)
+                .map(|_| MetricStream::default())
+                .collect(),
+            monitors: self.fresh_monitors(),
+        }
     }
 
     fn model_index(&mut self, id: &Arc<str>) -> usize {
@@ -327,13 +519,13 @@ impl Pipeline {
         }
         let state = ModelState {
             id: id.clone(),
-            version: None,
             last_time: i64::MIN,
             last_file: u32::MAX,
-            metrics: (0..self.metric_count)
-                .map(|_| MetricStream::default())
-                .collect(),
-            monitors: self.fresh_monitors(),
+            records: 0,
+            versions: vec![self.fresh_version(None)],
+            current: 0,
+            seen: Vec::new(),
+            seen_current: 0,
         };
         self.models.push(state);
         self.by_id.insert(id.clone(), self.models.len() - 1);
@@ -344,80 +536,156 @@ impl Pipeline {
     pub fn process(&mut self, record: &Record, events: &mut Vec<Event>) {
         self.counts.records += 1;
         let mi = self.model_index(&record.model);
+        let vi = self.version_index(mi, record.version.as_ref());
 
-        if let Some(v) = &record.version {
-            let current = &self.models[mi].version;
-            // Versions are interned by the source: compare pointers first.
-            let changed = current
-                .as_ref()
-                .is_some_and(|old| !Arc::ptr_eq(old, v) && old != v);
-            let first = current.is_none();
-            if changed && self.reset_on_version_change {
-                self.reset_model(mi, events);
-            }
-            if changed || first {
-                self.models[mi].version = Some(v.clone());
-            }
-        }
-
+        let seen = Seen {
+            file: self.files.index(&record.pos.file),
+            line: record.pos.line,
+            time_ns: record.time_ns,
+        };
         if !self.seen.model_field && !crate::record::is_default_model(&record.model) {
             self.seen.model_field = true;
         }
-        let file = self.files.index(&record.pos.file);
         let model = &mut self.models[mi];
         if record.time_ns < model.last_time {
             self.counts.out_of_order += 1;
             let earlier = model.last_file;
-            if earlier != file && earlier != u32::MAX {
-                self.note_overlap(earlier, file);
+            if earlier != seen.file && earlier != u32::MAX {
+                self.note_overlap(earlier, seen.file);
             }
         } else {
             model.last_time = record.time_ns;
-            model.last_file = file;
+            model.last_file = seen.file;
         }
+        let model = &mut self.models[mi];
+        model.note_version(record.version.as_ref(), seen);
+        model.records += 1;
+        model.versions[vi].last_record = model.records;
+        if model.versions.len() > 1 {
+            self.retire_idle(mi, events);
+        }
+        let vi = self.models[mi].current;
 
-        let seen = Seen {
-            file,
-            line: record.pos.line,
-            time_ns: record.time_ns,
-        };
         for (slot, &x) in record.values.iter().enumerate() {
             if x.is_nan() {
                 continue;
             }
-            let Some(stream) = self.models[mi].metrics.get_mut(slot) else {
+            if let Some(n) = self.seen.values.get_mut(slot) {
+                *n += 1;
+            }
+            let Some(stream) = self.models[mi].versions[vi].metrics.get_mut(slot) else {
                 continue;
             };
-            stream.push(seen);
+            stream.push(seen, x);
             for j in 0..self.by_slot[slot].len() {
                 let k = self.by_slot[slot][j];
-                self.observe(mi, k, x, record.time_ns, events);
+                self.observe(mi, vi, k, x, record.time_ns, events);
             }
         }
     }
 
-    #[cold]
-    fn note_overlap(&mut self, earlier: u32, later: u32) {
-        match self
-            .overlaps
-            .iter_mut()
-            .find(|(a, b, _)| (*a, *b) == (earlier, later))
-        {
-            Some((.., n)) => *n += 1,
-            None => self.overlaps.push((earlier, later, 1)),
+    /// The streams a record of `version` goes to, made if it is new.
+    ///
+    /// A record without a version goes to the latest record's streams; the
+    /// first version named adopts the streams of the records without one.
+    fn version_index(&mut self, mi: usize, version: Option<&Arc<str>>) -> usize {
+        let shared = !self.reset_on_version_change;
+        let model = &mut self.models[mi];
+        let Some(v) = version else {
+            return model.current;
+        };
+        let same = |s: &VersionStreams| {
+            s.version
+                .as_ref()
+                .is_some_and(|old| Arc::ptr_eq(old, v) || old == v)
+        };
+        let alone = model.versions.len() == 1;
+        let current = &mut model.versions[model.current];
+        if same(current) {
+            return model.current;
         }
+        if shared || (current.version.is_none() && alone) {
+            // Versions are interned by the source: keep the record's `Arc`.
+            current.version = Some(v.clone());
+            return model.current;
+        }
+        let vi = match model.versions.iter().position(same) {
+            Some(vi) => vi,
+            None => {
+                let fresh = self.fresh_version(Some(v.clone()));
+                let model = &mut self.models[mi];
+                model.versions.push(fresh);
+                model.versions.len() - 1
+            }
+        };
+        self.models[mi].current = vi;
+        vi
+    }
+
+    /// Retires the versions of model `mi` that have had no record for
+    /// `version_idle` of its records: their windows close with "reset".
+    fn retire_idle(&mut self, mi: usize, events: &mut Vec<Event>) {
+        let model = &mut self.models[mi];
+        let now = model.records;
+        let idle = |v: &VersionStreams| now.saturating_sub(v.last_record) >= self.version_idle;
+        if !model.versions.iter().any(idle) {
+            return;
+        }
+        let current = model.current;
+        let mut kept = Vec::with_capacity(model.versions.len());
+        let mut closing = Vec::new();
+        for (i, v) in std::mem::take(&mut model.versions).into_iter().enumerate() {
+            if i == current || !idle(&v) {
+                if i == current {
+                    model.current = kept.len();
+                }
+                kept.push(v);
+                continue;
+            }
+            self.retired_streams += v.metrics.iter().filter(|s| s.count > 0).count() as u64;
+            for (spec, mut state) in self.monitors.iter().zip(v.monitors) {
+                let stream = &v.metrics[spec.slot];
+                closing.extend(close_open(
+                    spec,
+                    stream,
+                    &mut state,
+                    &self.files,
+                    EndReason::Reset,
+                ));
+            }
+        }
+        model.versions = kept;
+        closing.sort_by_key(|w| w.id);
+        events.extend(closing.into_iter().map(|window| Event {
+            kind: EventKind::Closed,
+            window,
+        }));
     }
 
     /// Runs one detector on one value and updates its window.
-    fn observe(&mut self, mi: usize, k: usize, x: f64, time_ns: i64, events: &mut Vec<Event>) {
+    fn observe(
+        &mut self,
+        mi: usize,
+        vi: usize,
+        k: usize,
+        x: f64,
+        time_ns: i64,
+        events: &mut Vec<Event>,
+    ) {
         let spec = &self.monitors[k];
         let model = &mut self.models[mi];
-        let stream = &model.metrics[spec.slot];
+        let streams = &mut model.versions[vi];
+        let stream = &streams.metrics[spec.slot];
         let index = stream.count - 1;
-        let state = &mut model.monitors[k];
+        let state = &mut streams.monitors[k];
+        let y = episode::transform(spec.log, x);
+        if let Some(y) = y {
+            state.segment.sums.push(y);
+        }
         let outcome = state.detector.update(x, time_ns);
 
-        if let Some(open) = &mut state.open
+        if state.episode.is_none()
+            && let Some(open) = &mut state.open
             && index - open.end.index > self.merge_gap
         {
             open.close(EndReason::Quiet);
@@ -427,6 +695,11 @@ impl Pipeline {
             });
             events.extend(window);
         }
+        if let (Some(e), Some(y)) = (&mut state.episode, y)
+            && e.update(y, &state.segment.sums)
+        {
+            events.extend(recover(spec, stream, state, &self.files));
+        }
         let (severity, change) = match outcome {
             Outcome::None => return,
             Outcome::Warning(c) => (Severity::Warning, c),
@@ -434,10 +707,20 @@ impl Pipeline {
         };
         let at = stream.point(index, &self.files);
         match &mut state.open {
+            Some(open) if state.episode.is_some() => open.extend_episode(at),
             Some(open) => {
                 if open.extend(severity, at, &change) {
                     self.counts.windows_warning -= 1;
                     self.counts.windows_drift += 1;
+                    // From now on an episode, from the start it keeps.
+                    if self.merge_gap > 0 {
+                        let start = open.start.index;
+                        state.episode = episode_from(spec, stream, &state.segment, start);
+                        if let Some(e) = &state.episode {
+                            let after = e.after(&state.segment.sums);
+                            open.measured(spec.level(&e.before), spec.level(&after), spec.levels());
+                        }
+                    }
                     events.push(Event {
                         kind: EventKind::Escalated,
                         window: open.clone(),
@@ -445,15 +728,37 @@ impl Pipeline {
                 }
             }
             None => {
-                let start = stream.point(index.saturating_sub(change.lookback), &self.files);
+                let mut start = index.saturating_sub(change.lookback);
+                let mut measured = None;
+                if severity == Severity::Drift && self.merge_gap > 0 {
+                    let segment = &state.segment;
+                    let newest_first: Vec<(u64, f64)> =
+                        stream.recent(segment.since, spec.log).collect();
+                    let sign = spec.bad_sign();
+                    if let Some(split) =
+                        episode::locate(&segment.sums, newest_first.iter().copied(), sign)
+                    {
+                        start = split.at;
+                        let inflation = episode::inflation(&newest_first, split.at);
+                        let e = Episode::new(split.before, inflation);
+                        let after = e.after(&segment.sums);
+                        measured = Some((spec.level(&split.before), spec.level(&after)));
+                        state.episode = Some(e);
+                    }
+                }
+                let start = stream.point(start, &self.files);
                 let subject = Subject {
                     model_id: &model.id,
-                    model_version: model.version.as_ref(),
+                    model_version: streams.version.as_ref(),
                     metric: &spec.metric,
                     detector: &spec.info,
                     direction: spec.direction,
                 };
-                let window = Window::open(self.next_window, subject, severity, start, at, &change);
+                let mut window =
+                    Window::open(self.next_window, subject, severity, start, at, &change);
+                if let Some((before, after)) = measured {
+                    window.measured(before, after, spec.levels());
+                }
                 self.next_window += 1;
                 match severity {
                     Severity::Warning => self.counts.windows_warning += 1,
@@ -468,24 +773,10 @@ impl Pipeline {
         }
     }
 
-    fn reset_model(&mut self, mi: usize, events: &mut Vec<Event>) {
-        let fresh = self.fresh_monitors();
-        let old = std::mem::replace(&mut self.models[mi].monitors, fresh);
-        for mut state in old {
-            if let Some(mut w) = state.open.take() {
-                w.close(EndReason::Reset);
-                events.push(Event {
-                    kind: EventKind::Closed,
-                    window: w,
-                });
-            }
-        }
-    }
-
     /// Attaches a training outcome to the open window `id`.
     pub fn attach_retrain(&mut self, id: u64, outcome: serde_json::Value) {
-        for model in &mut self.models {
-            for state in &mut model.monitors {
+        for streams in self.models.iter_mut().flat_map(|m| &mut m.versions) {
+            for state in &mut streams.monitors {
                 if let Some(w) = state.open.as_mut().filter(|w| w.id == id) {
                     w.retrain = Some(outcome);
                     return;
@@ -497,12 +788,10 @@ impl Pipeline {
     /// Closes every open window at the end of input, in a stable order.
     pub fn finish(&mut self, events: &mut Vec<Event>) {
         let mut closing: Vec<Window> = Vec::new();
-        for model in &mut self.models {
-            for state in &mut model.monitors {
-                if let Some(mut w) = state.open.take() {
-                    w.close(EndReason::Eof);
-                    closing.push(w);
-                }
+        for streams in self.models.iter_mut().flat_map(|m| &mut m.versions) {
+            for (spec, state) in self.monitors.iter().zip(&mut streams.monitors) {
+                let stream = &streams.metrics[spec.slot];
+                closing.extend(close_open(spec, stream, state, &self.files, EndReason::Eof));
             }
         }
         closing.sort_by_key(|w| w.id);
@@ -513,14 +802,95 @@ impl Pipeline {
     }
 }
 
+/// The episode of a window that starts at `start`, if the stream still
+/// knows its values from there on.
+fn episode_from(
+    spec: &MonitorSpec,
+    stream: &MetricStream,
+    segment: &Segment,
+    start: u64,
+) -> Option<Episode> {
+    if start < segment.since || start < stream.count - stream.known as u64 {
+        return None;
+    }
+    let newest_first: Vec<(u64, f64)> = stream.recent(start, spec.log).collect();
+    let mut after = Sums::default();
+    for &(_, y) in &newest_first {
+        after.push(y);
+    }
+    let before = segment.sums.minus(&after);
+    let all: Vec<(u64, f64)> = stream.recent(segment.since, spec.log).collect();
+    Some(Episode::new(before, episode::inflation(&all, start)))
+}
+
+/// Closes the open episode of `state` as recovered: its end is the best
+/// split of the values since its start, and the stream's new boundary is
+/// just after it.
+fn recover(
+    spec: &MonitorSpec,
+    stream: &MetricStream,
+    state: &mut MonitorState,
+    files: &Files,
+) -> Option<Event> {
+    let e = state.episode.take()?;
+    let mut w = state.open.take()?;
+    let after = e.after(&state.segment.sums);
+    // The later part is the one back toward the level before.
+    let sign = (e.before.mean() - after.mean()).signum();
+    let newest = stream.count - 1;
+    let (end, kept, rest) =
+        match episode::locate(&after, stream.recent(w.start.index, spec.log), sign) {
+            Some(split) => (split.at - 1, split.before, after.minus(&split.before)),
+            None => (newest, after, Sums::default()),
+        };
+    state.segment = Segment {
+        since: end + 1,
+        sums: rest,
+    };
+    // An end located before the detection (a late detection of a short
+    // dip) is put at the detection, so start <= detected <= end.
+    w.end = stream.point(end.max(w.detected.index), files);
+    w.measured(spec.level(&e.before), spec.level(&kept), spec.levels());
+    w.close(EndReason::Recovered);
+    Some(Event {
+        kind: EventKind::Closed,
+        window: w,
+    })
+}
+
+/// Closes an open window at the end of its input or version: an episode
+/// ends at the stream's last value, with its final level after.
+fn close_open(
+    spec: &MonitorSpec,
+    stream: &MetricStream,
+    state: &mut MonitorState,
+    files: &Files,
+    reason: EndReason,
+) -> Option<Window> {
+    let mut w = state.open.take()?;
+    if let Some(e) = state.episode.take() {
+        w.end = stream.last(files);
+        let after = e.after(&state.segment.sums);
+        w.measured(spec.level(&e.before), spec.level(&after), spec.levels());
+    }
+    w.close(reason);
+    Some(w)
+}
+
+/// The version of the saved pipeline's shape inside a checkpoint; a state
+/// of another version is refused (the run says to pass `--reset-state`).
+pub const STATE_FORMAT: u32 = 2;
+
 /// The saved form of a [`Pipeline`], for checkpoints (SPEC §6).
 ///
 /// File names of the position histories are stored once in `files` and
 /// referred to by index, so a checkpoint stays small.
 #[derive(Serialize, Deserialize)]
 struct Saved {
+    format: u32,
     next_window: u64,
     counts: Counts,
+    retired_streams: u64,
     files: Vec<Arc<str>>,
     models: Vec<SavedModel>,
 }
@@ -528,38 +898,62 @@ struct Saved {
 #[derive(Serialize, Deserialize)]
 struct SavedModel {
     id: Arc<str>,
-    version: Option<Arc<str>>,
     last_time: i64,
+    records: u64,
+    current: usize,
+    versions: Vec<SavedVersion>,
+    seen_current: usize,
+    /// Per version named: (version, records, first, last), the positions
+    /// as (model record index, position).
+    seen: Vec<(Option<Arc<str>>, u64, SavedAt, SavedAt)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedVersion {
+    version: Option<Arc<str>>,
+    last_record: u64,
     /// Per metric slot: the count and the history.
-    metrics: Vec<(u64, Vec<SavedSeen>)>,
+    metrics: Vec<(u64, Vec<SavedValue>)>,
     monitors: Vec<SavedMonitor>,
 }
 
+/// One value of a stream's history: (file index, line, time, value).
+type SavedValue = (u32, u64, i64, f64);
+
 /// One position of a stream's history: (file index, line, time).
 type SavedSeen = (u32, u64, i64);
+
+/// A model record index and its position.
+type SavedAt = (u64, SavedSeen);
 
 #[derive(Serialize, Deserialize)]
 struct SavedMonitor {
     detector: serde_json::Value,
     /// The open window and its id (which the report does not serialise).
     open: Option<(u64, Window)>,
+    segment: Segment,
+    episode: Option<Episode>,
 }
 
 /// Why a saved pipeline cannot be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    #[error(
+        "pipeline state format {found} is not this mmon's ({STATE_FORMAT}); pass --reset-state to start over"
+    )]
+    Format { found: String },
     #[error("pipeline state does not parse: {0}")]
     Parse(#[from] serde_json::Error),
     #[error("pipeline state does not fit the configuration: {0}")]
     Shape(String),
 }
 
-fn shape(ok: bool, what: impl FnOnce() -> String) -> Result<(), RestoreError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(RestoreError::Shape(what()))
-    }
+fn shape(message: String) -> RestoreError {
+    RestoreError::Shape(message)
+}
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), RestoreError> {
+    if ok { Ok(()) } else { Err(shape(what())) }
 }
 
 impl Pipeline {
@@ -575,54 +969,76 @@ impl Pipeline {
                 (files.len() - 1) as u32
             })
         };
-        let models = self
-            .models
-            .iter()
-            .map(|m| SavedModel {
-                id: m.id.clone(),
-                version: m.version.clone(),
-                last_time: m.last_time,
-                metrics: m
+        let mut models = Vec::with_capacity(self.models.len());
+        for m in &self.models {
+            let mut versions = Vec::with_capacity(m.versions.len());
+            for v in &m.versions {
+                let metrics = v
                     .metrics
                     .iter()
                     .map(|s| {
                         let history = s
                             .history()
-                            .map(|h| (index_of(h.file), h.line, h.time_ns))
+                            .map(|(h, x)| (index_of(h.file), h.line, h.time_ns, x))
                             .collect();
                         (s.count, history)
                     })
-                    .collect(),
-                monitors: m
+                    .collect();
+                let monitors = v
                     .monitors
                     .iter()
                     .map(|st| SavedMonitor {
                         detector: st.detector.save(),
                         open: st.open.as_ref().map(|w| (w.id, w.clone())),
+                        segment: st.segment,
+                        episode: st.episode,
                     })
-                    .collect(),
-            })
-            .collect();
+                    .collect();
+                versions.push(SavedVersion {
+                    version: v.version.clone(),
+                    last_record: v.last_record,
+                    metrics,
+                    monitors,
+                });
+            }
+            let mut at = |(i, s): (u64, Seen)| (i, (index_of(s.file), s.line, s.time_ns));
+            let seen = m
+                .seen
+                .iter()
+                .map(|v| (v.version.clone(), v.records, at(v.first), at(v.last)))
+                .collect();
+            models.push(SavedModel {
+                id: m.id.clone(),
+                last_time: m.last_time,
+                records: m.records,
+                current: m.current,
+                versions,
+                seen_current: m.seen_current,
+                seen,
+            });
+        }
         let saved = Saved {
+            format: STATE_FORMAT,
             next_window: self.next_window,
             counts: self.counts,
+            retired_streams: self.retired_streams,
             files,
             models,
         };
         serde_json::to_value(&saved).unwrap_or(serde_json::Value::Null)
     }
 
-    /// A pipeline for `config` continuing from a state written by
-    /// [`Pipeline::save`], checked against `config` (SPEC §6): every count
-    /// within [`MAX_COUNT`], every open window inside its stream, every
-    /// detector state one that the configured detector can be in. The
-    /// configuration is the truth: monitors, metrics and detector
-    /// parameters come from it, never from the checkpoint.
+    /// A pipeline for `config` continuing from a state written by [`Pipeline::save`].
     pub fn restore(config: &Config, state: serde_json::Value) -> Result<Pipeline, RestoreError> {
+        let format = state.get("format").and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(STATE_FORMAT)) {
+            let found = format.map_or_else(|| "1 (no format field)".into(), |f| f.to_string());
+            return Err(RestoreError::Format { found });
+        }
         let saved: Saved = serde_json::from_value(state)?;
         let mut p = Pipeline::new(config);
         let c = saved.counts;
-        shape(
+        check(
             saved.next_window <= MAX_COUNT && c.records <= MAX_COUNT,
             || {
                 format!(
@@ -631,10 +1047,10 @@ impl Pipeline {
                 )
             },
         )?;
-        shape(c.out_of_order <= c.records, || {
+        check(c.out_of_order <= c.records, || {
             format!("{} out of order of {} records", c.out_of_order, c.records)
         })?;
-        shape(
+        check(
             c.windows_warning.saturating_add(c.windows_drift) <= saved.next_window,
             || {
                 format!(
@@ -643,101 +1059,157 @@ impl Pipeline {
                 )
             },
         )?;
+        check(saved.retired_streams <= MAX_COUNT, || {
+            format!("{} retired streams", saved.retired_streams)
+        })?;
         p.next_window = saved.next_window;
         p.counts = c;
         p.seen.restored_records = c.records;
         let mut open_warnings = 0u64;
+        p.retired_streams = saved.retired_streams;
+        let files = &saved.files;
+        let seen_at = |(f, line, time_ns): SavedSeen, p: &mut Pipeline| {
+            let name = files
+                .get(f as usize)
+                .ok_or_else(|| shape(format!("file index {f} out of range")))?;
+            Ok::<Seen, RestoreError>(Seen {
+                file: p.files.index(name),
+                line,
+                time_ns,
+            })
+        };
         for m in saved.models {
-            if m.metrics.len() != p.metric_count || m.monitors.len() != p.monitors.len() {
-                return Err(RestoreError::Shape(format!(
-                    "model {} has {} metrics and {} monitors, the configuration {} and {}",
-                    m.id,
-                    m.metrics.len(),
-                    m.monitors.len(),
-                    p.metric_count,
-                    p.monitors.len()
-                )));
-            }
-            shape(!p.by_id.contains_key(&m.id), || {
+            check(!p.by_id.contains_key(&m.id), || {
                 format!("model {} is saved twice", m.id)
             })?;
-            let mut metrics = Vec::with_capacity(m.metrics.len());
-            for (count, history) in m.metrics {
-                shape(count <= c.records, || {
+            check(m.records <= c.records, || {
+                format!(
+                    "model {}: {} records of {} in all",
+                    m.id, m.records, c.records
+                )
+            })?;
+            if m.versions.is_empty() || m.current >= m.versions.len() {
+                return Err(shape(format!(
+                    "model {} has no current version stream",
+                    m.id
+                )));
+            }
+            let mut versions = Vec::with_capacity(m.versions.len());
+            for v in m.versions {
+                if v.metrics.len() != p.metric_count || v.monitors.len() != p.monitors.len() {
+                    return Err(shape(format!(
+                        "model {} has {} metrics and {} monitors, the configuration {} and {}",
+                        m.id,
+                        v.metrics.len(),
+                        v.monitors.len(),
+                        p.metric_count,
+                        p.monitors.len()
+                    )));
+                }
+                check(v.last_record <= m.records, || {
                     format!(
-                        "model {}: a stream of {count} values from {} records",
-                        m.id, c.records
+                        "model {}: a version's last record {} of {}",
+                        m.id, v.last_record, m.records
                     )
                 })?;
-                let mut seen = Vec::with_capacity(history.len());
-                for (f, line, time_ns) in history {
-                    let name = saved.files.get(f as usize).ok_or_else(|| {
-                        RestoreError::Shape(format!("file index {f} out of range"))
+                let mut metrics = Vec::with_capacity(v.metrics.len());
+                for (count, history) in v.metrics {
+                    check(count <= m.records, || {
+                        format!(
+                            "model {}: a stream of {count} values from {} records",
+                            m.id, m.records
+                        )
                     })?;
-                    seen.push(Seen {
-                        file: p.files.index(name),
-                        line,
-                        time_ns,
+                    let mut seen = Vec::with_capacity(history.len());
+                    for (f, line, time_ns, x) in history {
+                        seen.push((seen_at((f, line, time_ns), &mut p)?, x));
+                    }
+                    metrics.push(MetricStream::restored(count, &seen));
+                }
+                let mut monitors = Vec::with_capacity(v.monitors.len());
+                for (k, (spec, sm)) in p.monitors.iter().zip(v.monitors).enumerate() {
+                    let detector = spec.detector.restore(sm.detector).map_err(|e| {
+                        shape(format!(
+                            "model {}, monitor[{k}] ({} on {}): {e}",
+                            m.id,
+                            spec.detector.name(),
+                            spec.metric
+                        ))
+                    })?;
+                    let count = metrics[spec.slot].count;
+                    let open = match sm.open {
+                        None => None,
+                        Some((id, mut w)) => {
+                            let (start, detected, end) =
+                                (w.start.index, w.detected.index, w.end.index);
+                            check(start <= end && detected <= end && end < count, || {
+                                format!(
+                                    "model {}, monitor[{k}]: an open window at {start}..{end} in a stream of {count} values",
+                                    m.id
+                                )
+                            })?;
+                            check(id < saved.next_window && w.detections <= MAX_COUNT, || {
+                                format!(
+                                    "model {}, monitor[{k}]: window {id} of {}",
+                                    m.id, saved.next_window
+                                )
+                            })?;
+                            if w.severity == Severity::Warning {
+                                open_warnings += 1;
+                            }
+                            w.id = id;
+                            w.model_id = m.id.clone();
+                            w.metric = spec.metric.clone();
+                            w.direction = spec.direction;
+                            w.detector = spec.info.clone();
+                            w.end_reason = None;
+                            Some(w)
+                        }
+                    };
+                    if sm.episode.is_some() && open.is_none() {
+                        return Err(shape(format!(
+                            "model {}: an episode without a window",
+                            m.id
+                        )));
+                    }
+                    monitors.push(MonitorState {
+                        detector,
+                        open,
+                        segment: sm.segment,
+                        episode: sm.episode,
                     });
                 }
-                metrics.push(MetricStream::restored(count, &seen));
+                versions.push(VersionStreams {
+                    version: v.version,
+                    last_record: v.last_record,
+                    metrics,
+                    monitors,
+                });
             }
-            let mut monitors = Vec::with_capacity(m.monitors.len());
-            for (k, (spec, sm)) in p.monitors.iter().zip(m.monitors).enumerate() {
-                let detector = spec.detector.restore(sm.detector).map_err(|e| {
-                    RestoreError::Shape(format!(
-                        "model {}, monitor[{k}] ({} on {}): {e}",
-                        m.id,
-                        spec.detector.name(),
-                        spec.metric
-                    ))
-                })?;
-                let count = metrics[spec.slot].count;
-                let open = match sm.open {
-                    None => None,
-                    Some((id, mut w)) => {
-                        let (start, detected, end) = (w.start.index, w.detected.index, w.end.index);
-                        shape(start <= end && detected <= end && end < count, || {
-                            format!(
-                                "model {}, monitor[{k}]: an open window at {start}..{end} in a stream of {count} values",
-                                m.id
-                            )
-                        })?;
-                        shape(id < saved.next_window && w.detections <= MAX_COUNT, || {
-                            format!(
-                                "model {}, monitor[{k}]: window {id} of {}",
-                                m.id, saved.next_window
-                            )
-                        })?;
-                        if w.severity == Severity::Warning {
-                            open_warnings += 1;
-                        }
-                        w.id = id;
-                        w.model_id = m.id.clone();
-                        w.metric = spec.metric.clone();
-                        w.direction = spec.direction;
-                        w.detector = spec.info.clone();
-                        w.end_reason = None;
-                        Some(w)
-                    }
-                };
-                monitors.push(MonitorState { detector, open });
+            let mut seen = Vec::with_capacity(m.seen.len());
+            for (version, records, (fi, f), (li, l)) in m.seen {
+                seen.push(VersionSeen {
+                    version,
+                    records,
+                    first: (fi, seen_at(f, &mut p)?),
+                    last: (li, seen_at(l, &mut p)?),
+                });
             }
             let id = m.id;
-            let counts = metrics.iter().map(|s: &MetricStream| s.count).collect();
-            p.seen.restored.insert(id.clone(), counts);
             p.by_id.insert(id.clone(), p.models.len());
             p.models.push(ModelState {
                 id,
-                version: m.version,
                 last_time: m.last_time,
                 last_file: u32::MAX,
-                metrics,
-                monitors,
+                records: m.records,
+                versions,
+                current: m.current,
+                seen,
+                seen_current: m.seen_current,
             });
         }
         // Each open warning window is counted until it escalates.
-        shape(open_warnings <= c.windows_warning, || {
+        check(open_warnings <= c.windows_warning, || {
             format!(
                 "{open_warnings} open warning windows but {} counted",
                 c.windows_warning
@@ -785,33 +1257,113 @@ mod tests {
     }
 
     #[test]
-    fn detections_within_the_gap_merge_and_the_window_closes_quietly() {
+    fn a_drift_window_is_an_episode_from_the_located_change_to_the_end() {
         let mut p = Pipeline::new(&config("[report]\nmerge_gap = 10\n"));
         // Five at 1.0 (reference), then 0.5 forever: drift at 5 (the first
-        // current window 1..=5 has mean 0.9: 0.1 below) and again every 5
-        // values after re-learning (reference 0.5, no drop): one detection.
+        // current window 1..=5 has mean 0.9: 0.1 below). The decay rule puts
+        // the start at 1; the values say 5, and the window stays open.
         let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
         recs.extend((5..40).map(|i| record(i, "m", "1", 0.5)));
         let events = run(&mut p, &recs);
         let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, vec![EventKind::Opened, EventKind::Closed]);
+        let w = &events[0].window;
+        assert_eq!((w.start.index, w.detected.index, w.end.index), (5, 5, 5));
+        assert_eq!((w.before, w.after, w.levels), (1.0, 0.5, Levels::Mean));
         let w = &events[1].window;
-        assert_eq!((w.start.index, w.detected.index, w.end.index), (1, 5, 5));
-        assert_eq!(w.start.line, Some(2));
-        assert_eq!(w.end_reason, Some(EndReason::Quiet));
+        assert_eq!((w.start.index, w.detected.index, w.end.index), (5, 5, 39));
+        assert_eq!(w.start.line, Some(6));
+        assert_eq!(w.end_reason, Some(EndReason::Eof));
+        assert_eq!((w.before, w.after, w.events), (1.0, 0.5, 35));
         assert_eq!(p.counts().windows_drift, 1);
     }
 
     #[test]
-    fn a_version_change_closes_windows_and_restarts_detectors() {
-        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 100\n"));
+    fn an_episode_closes_where_the_stream_recovered() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 10\n"));
+        let level = |i: u64| match i {
+            0..20 => 1.0,
+            20..50 => 0.5,
+            _ => 0.95,
+        };
+        let recs: Vec<Record> = (0..80).map(|i| record(i, "m", "1", level(i))).collect();
+        let events = run(&mut p, &recs);
+        let closed: Vec<&Window> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Closed)
+            .map(|e| &e.window)
+            .collect();
+        let w = closed[0];
+        assert_eq!(w.end_reason, Some(EndReason::Recovered));
+        assert_eq!((w.start.index, w.end.index), (20, 49));
+        assert!((w.before - 1.0).abs() < 1e-9 && (w.after - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn merge_gap_zero_keeps_the_detectors_pulses() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 0\n"));
+        let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
+        recs.extend((5..40).map(|i| record(i, "m", "1", 0.5)));
+        let events = run(&mut p, &recs);
+        let w = &events[1].window;
+        assert_eq!((w.start.index, w.detected.index, w.end.index), (1, 5, 5));
+        assert_eq!(w.end_reason, Some(EndReason::Quiet));
+        assert_eq!(w.levels, Levels::Detector);
+    }
+
+    #[test]
+    fn an_idle_version_is_retired_and_its_windows_close_with_reset() {
+        let mut p = Pipeline::new(&config("[report]\nmerge_gap = 100\nversion_idle = 3\n"));
         let mut recs: Vec<Record> = (0..5).map(|i| record(i, "m", "1", 1.0)).collect();
         recs.push(record(5, "m", "1", 0.5));
         recs.extend((6..12).map(|i| record(i, "m", "2", 0.5)));
         let events = run(&mut p, &recs);
         assert_eq!(events.len(), 2);
+        // Retired at the third record of version 2 (index 8), not at eof.
         assert_eq!(events[1].window.end_reason, Some(EndReason::Reset));
         assert_eq!(events[1].window.model_version.as_deref(), Some("1"));
+        assert_eq!(p.streams(), 2);
+        let spans = p.versions();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(
+            (spans[0].records, spans[0].first.index, spans[0].last.index),
+            (6, 0, 5)
+        );
+        assert_eq!(
+            (spans[1].records, spans[1].first.index, spans[1].last.index),
+            (6, 6, 11)
+        );
+        assert_eq!(spans[1].last.line, Some(12));
+    }
+
+    #[test]
+    fn interleaved_versions_keep_their_own_detectors() {
+        // Version 1 at 1.0 then 0.5, version 2 always at 0.5, interleaved
+        // one to one: with one stream per version only version 1 drifts,
+        // and nothing is reset while both keep receiving records.
+        let cfg = config("[report]\nmerge_gap = 100\nversion_idle = 3\n");
+        let recs: Vec<Record> = (0..60)
+            .map(|i| match (i % 2, i < 20) {
+                (0, true) => record(i, "m", "1", 1.0),
+                (0, false) => record(i, "m", "1", 0.5),
+                _ => record(i, "m", "2", 0.5),
+            })
+            .collect();
+        let events = run(&mut Pipeline::new(&cfg), &recs);
+        let closed: Vec<&Window> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Closed)
+            .map(|e| &e.window)
+            .collect();
+        assert_eq!(closed.len(), 1, "{events:#?}");
+        assert_eq!(closed[0].model_version.as_deref(), Some("1"));
+        assert_eq!(closed[0].end_reason, Some(EndReason::Eof));
+        // Shared streams: the flips do not reset, and the two levels mix.
+        let shared = config("[report]\nreset_on_version_change = false\n");
+        let mut p = Pipeline::new(&shared);
+        run(&mut p, &recs);
+        assert_eq!(p.streams(), 1);
+        assert_eq!(p.versions().len(), 2);
     }
 
     #[test]
@@ -841,6 +1393,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_state_of_the_older_format_is_refused_with_the_way_out() {
+        let cfg = config("");
+        let mut state = Pipeline::new(&cfg).save();
+        state.as_object_mut().unwrap().remove("format");
+        let e = Pipeline::restore(&cfg, state).err().unwrap();
+        assert!(matches!(e, RestoreError::Format { .. }));
+        assert!(e.to_string().contains("--reset-state"), "{e}");
+    }
+
     /// A pipeline with one open drift window, saved.
     fn saved_with_an_open_window(cfg: &Config) -> serde_json::Value {
         let mut p = Pipeline::new(cfg);
@@ -868,7 +1430,7 @@ mod tests {
         Pipeline::restore(&cfg, good.clone()).unwrap();
 
         let mut s = good.clone();
-        s["models"][0]["monitors"][0]["open"][1]["end"]["index"] = 1000.into();
+        s["models"][0]["versions"][0]["monitors"][0]["open"][1]["end"]["index"] = 1000.into();
         refused(&cfg, s, "an open window beyond its stream");
 
         let mut s = good.clone();
@@ -880,13 +1442,13 @@ mod tests {
         refused(&cfg, s, "more out of order than records");
 
         let mut s = good.clone();
-        s["models"][0]["metrics"][0][0] = 100.into();
+        s["models"][0]["versions"][0]["metrics"][0][0] = 100.into();
         refused(&cfg, s, "a stream longer than the records");
 
         // An open warning window that the counts do not hold would make its
         // escalation subtract from zero.
         let mut s = good.clone();
-        s["models"][0]["monitors"][0]["open"][1]["severity"] = "warning".into();
+        s["models"][0]["versions"][0]["monitors"][0]["open"][1]["severity"] = "warning".into();
         refused(&cfg, s, "an uncounted warning window");
 
         let mut s = good.clone();
@@ -895,7 +1457,7 @@ mod tests {
         refused(&cfg, s, "a model saved twice");
 
         let mut s = good;
-        s["models"][0]["monitors"][0]["detector"]["reference_count"] = 99.into();
+        s["models"][0]["versions"][0]["monitors"][0]["detector"]["reference_count"] = 99.into();
         refused(&cfg, s, "a detector state beyond its window");
     }
 
@@ -942,7 +1504,7 @@ mod history_tests {
             3 * HISTORY as u64 + 17,
         ] {
             while s.count < n {
-                s.push(seen(s.count));
+                s.push(seen(s.count), s.count as f64);
             }
             let oldest = n.saturating_sub(HISTORY as u64);
             for i in [
@@ -956,7 +1518,7 @@ mod history_tests {
                 let want = (i >= oldest && i < n).then_some(i + 1);
                 assert_eq!(line(&s, i), want, "value {i} of {n}");
             }
-            let lines: Vec<u64> = s.history().map(|h| h.line).collect();
+            let lines: Vec<u64> = s.history().map(|(h, _)| h.line).collect();
             assert_eq!(lines, (oldest + 1..=n).collect::<Vec<_>>(), "{n}");
         }
     }
@@ -972,13 +1534,13 @@ mod history_tests {
         ] {
             let mut a = MetricStream::default();
             for i in 0..n {
-                a.push(seen(i));
+                a.push(seen(i), i as f64);
             }
-            let history: Vec<Seen> = a.history().copied().collect();
+            let history: Vec<(Seen, f64)> = a.history().map(|(s, x)| (*s, x)).collect();
             let mut b = MetricStream::restored(a.count, &history);
             for i in n..n + HISTORY as u64 + 3 {
-                a.push(seen(i));
-                b.push(seen(i));
+                a.push(seen(i), i as f64);
+                b.push(seen(i), i as f64);
                 for j in [i.saturating_sub(HISTORY as u64), i / 2, i] {
                     assert_eq!(line(&a, j), line(&b, j), "{n}: value {j} at {i}");
                 }
@@ -988,17 +1550,20 @@ mod history_tests {
 
     #[test]
     fn a_shorter_saved_history_knows_only_what_it_holds() {
-        let history: Vec<Seen> = (95..100).map(seen).collect();
+        let history: Vec<(Seen, f64)> = (95..100).map(|i| (seen(i), i as f64)).collect();
         let mut s = MetricStream::restored(100, &history);
         assert_eq!(line(&s, 94), None);
         assert_eq!(line(&s, 95), Some(96));
         assert_eq!(line(&s, 99), Some(100));
-        s.push(seen(100));
+        s.push(seen(100), 100.0);
         assert_eq!(line(&s, 100), Some(101));
         assert_eq!(line(&s, 94), None);
         // A history longer than the count keeps only the latest `count`.
         let s = MetricStream::restored(2, &history);
-        assert_eq!(s.history().map(|h| h.line).collect::<Vec<_>>(), [99, 100]);
+        assert_eq!(
+            s.history().map(|(h, _)| h.line).collect::<Vec<_>>(),
+            [99, 100]
+        );
         assert_eq!(line(&s, 1), Some(100));
     }
 }

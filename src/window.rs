@@ -1,11 +1,14 @@
-//! Drift windows: detections of one detector on one stream, merged (SPEC §5).
+//! Drift windows: detections of one detector on one stream (SPEC §5).
 //!
-//! A window opens at a detection, stretches back to the detector's estimate
-//! of where the change started, and is extended by later detections within
-//! `merge_gap` positions. It closes when the gap passes quietly, when the
-//! model version changes, or at the end of input. A warning window that gets
-//! a drift-level detection escalates: it keeps its start, records the first
-//! warning as `warned`, and its `detected` moves to the first drift.
+//! A drift window is an episode: it opens at a detection, starts at the
+//! change point located among the stream's values (`crate::episode`), is
+//! extended by later detections while it is open, and closes when the stream
+//! recovers, when its version is retired, or at the end of input. Warning
+//! windows (and every window under `merge_gap = 0`) are the detector's view:
+//! they start at its estimate, are extended by detections within `merge_gap`
+//! positions and close when the gap passes quietly. A warning window that
+//! gets a drift-level detection escalates: it keeps its start, records the
+//! first warning as `warned`, and its `detected` moves to the first drift.
 
 use std::sync::Arc;
 
@@ -38,10 +41,24 @@ pub enum Severity {
 pub enum EndReason {
     /// `merge_gap` positions passed without a detection.
     Quiet,
-    /// The model version changed and the detectors started afresh.
+    /// The stream went back toward its level before the change.
+    Recovered,
+    /// The model version was retired (no record for `version_idle`).
     Reset,
     /// The input ended.
     Eof,
+}
+
+/// What `before` and `after` are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Levels {
+    /// The detector's own estimates (warning windows, `merge_gap = 0`).
+    Detector,
+    /// Measured means of the stream's values.
+    Mean,
+    /// Measured geometric means (a detector with `log = true`).
+    GeometricMean,
 }
 
 /// The detector as the report shows it: name and every parameter.
@@ -79,6 +96,7 @@ pub struct Window {
     pub before: f64,
     pub after: f64,
     pub change: f64,
+    pub levels: Levels,
     pub detections: u64,
     pub events: u64,
     pub reason: String,
@@ -113,6 +131,7 @@ impl Window {
             before: change.before,
             after: change.after,
             change: 0.0,
+            levels: Levels::Detector,
             detections: 1,
             events: 0,
             reason: String::new(),
@@ -136,6 +155,24 @@ impl Window {
         self.after = change.after;
         self.refresh();
         escalated
+    }
+
+    /// Sets the measured levels.
+    pub fn measured(&mut self, before: f64, after: f64, levels: Levels) {
+        self.before = before;
+        self.after = after;
+        self.levels = levels;
+        self.refresh();
+    }
+
+    /// Adds a detection to an open episode: its end moves to it, its
+    /// measured levels stay.
+    pub fn extend_episode(&mut self, at: Point) {
+        if at.index > self.end.index {
+            self.end = at;
+        }
+        self.detections += 1;
+        self.refresh();
     }
 
     pub fn close(&mut self, reason: EndReason) {
@@ -162,8 +199,20 @@ impl Window {
             Severity::Drift => "drift",
             Severity::Warning => "warning",
         };
+        let levels = match self.levels {
+            Levels::GeometricMean => "; geometric means",
+            _ => "",
+        };
+        let state = match self.end_reason {
+            _ if self.levels == Levels::Detector => "",
+            None => "; still open",
+            Some(EndReason::Eof) => "; still changed at the end of input",
+            Some(EndReason::Recovered) => "; recovered",
+            Some(EndReason::Reset) => "; version retired",
+            Some(EndReason::Quiet) => "",
+        };
         format!(
-            "{} of model {} {verb} from {} to {} ({what} by {}, {} detection{} over {} records)",
+            "{} of model {} {verb} from {} to {} ({what} by {}, {} detection{} over {} records{levels}{state})",
             self.metric,
             self.model_id,
             round4(self.before),

@@ -243,6 +243,7 @@ pub fn summary(
         },
         retrains: trigger.map(RetrainTrigger::counts).unwrap_or_default(),
         unseen: pipeline.unseen(),
+        versions: pipeline.versions(),
         elapsed_s,
         interrupted: None,
         records_per_s: if elapsed_s > 0.0 {

@@ -163,7 +163,8 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     let mut outputs = report_files(&args.run, &config)?;
     let out = open_output(&args.run)?;
-    let mut reporter = Reporter::new(report_format(&args.run), out, !quiet);
+    // A table in watch prints each event as it happens (SPEC §5).
+    let mut reporter = Reporter::new(report_format(&args.run), out, !quiet).live();
     let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
     let start_counts = pipeline.counts();
 

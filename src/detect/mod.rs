@@ -31,7 +31,7 @@ pub mod reference;
 #[cfg(test)]
 mod restore_tests;
 #[cfg(test)]
-mod synthetic;
+pub(crate) mod synthetic;
 pub mod threshold;
 
 use serde::de::DeserializeOwned;
@@ -242,6 +242,16 @@ impl DetectorConfig {
             DetectorConfig::HddmW(_) => "hddm-w",
             DetectorConfig::Cusum(_) => "cusum",
             DetectorConfig::Ewma(_) => "ewma",
+        }
+    }
+
+    /// Whether the detector sees `ln x` (`log = true`), so its stream's
+    /// levels are geometric means.
+    pub fn log_values(&self) -> bool {
+        match self {
+            DetectorConfig::Cusum(c) => c.log,
+            DetectorConfig::Ewma(c) => c.log,
+            _ => false,
         }
     }
 

@@ -78,6 +78,8 @@ pub struct Summary {
     pub windows: WindowCounts,
     pub retrains: RetrainCounts,
     pub unseen: Unseen,
+    /// Each model's versions with their first and latest positions.
+    pub versions: Vec<crate::pipeline::VersionSpan>,
     pub elapsed_s: f64,
     pub records_per_s: f64,
     /// The signal that stopped the run (`"SIGINT"`, `"SIGTERM"`): the report
@@ -110,6 +112,10 @@ pub struct Reporter<W: Write> {
     closed: Vec<Window>,
     /// Whether the summary of a `jsonl` report goes to stderr.
     summary_to_stderr: bool,
+    /// Whether a `table` prints each event as it happens (`watch`), and
+    /// whether it has printed one yet.
+    live: bool,
+    printed: bool,
 }
 
 impl<W: Write> Reporter<W> {
@@ -119,7 +125,16 @@ impl<W: Write> Reporter<W> {
             out,
             closed: Vec::new(),
             summary_to_stderr,
+            live: false,
+            printed: false,
         }
+    }
+
+    /// A `table` that prints each event's line as it happens, as `watch`
+    /// does, and only the summary at the end.
+    pub fn live(mut self) -> Reporter<W> {
+        self.live = true;
+        self
     }
 
     pub fn event(&mut self, event: &Event) -> io::Result<()> {
@@ -136,6 +151,14 @@ impl<W: Write> Reporter<W> {
         }
         if event.kind == EventKind::Closed {
             self.closed.push(event.window.clone());
+        }
+        if self.format == Format::Table && self.live {
+            if !self.printed {
+                table::live_legend(&mut self.out)?;
+                self.printed = true;
+            }
+            table::write_event(&mut self.out, event.kind, &event.window)?;
+            return self.out.flush();
         }
         Ok(())
     }
@@ -170,6 +193,7 @@ impl<W: Write> Reporter<W> {
                 }
             }
             Format::Csv => csv::write(&mut self.out, &self.closed)?,
+            Format::Table if self.live => table::write_summary(&mut self.out, summary)?,
             Format::Table => table::write(&mut self.out, &self.closed, summary)?,
         }
         self.out.flush()?;

@@ -60,7 +60,7 @@ fn again(out: Outcome) -> Outcome {
 }
 
 fn monitor(body: &mut Value, k: usize) -> &mut Value {
-    &mut body["pipeline"]["models"][0]["monitors"][k]["detector"]
+    &mut body["pipeline"]["models"][0]["versions"][0]["monitors"][k]["detector"]
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn saved_detector_parameters_do_not_override_the_configuration() {
     let out = again(out);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc: Value = serde_json::from_str(&out.read("state.json")).unwrap();
-    let kswin = &doc["body"]["pipeline"]["models"][0]["monitors"][1]["detector"];
+    let kswin = &doc["body"]["pipeline"]["models"][0]["versions"][0]["monitors"][1]["detector"];
     assert_eq!(kswin["config"]["stat_size"], 10, "{kswin}");
 }
 

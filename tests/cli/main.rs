@@ -15,6 +15,7 @@ mod replay;
 mod reports;
 mod retrain;
 mod watch;
+mod windows;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -565,7 +565,7 @@ fn registry_show_prints_the_trigger_window_and_keeps_it_in_json() {
             .to_string()
     };
     assert!(
-        line("trigger ").contains("drift of correct (version 1.4.2): 0.93"),
+        line("trigger ").contains("drift of correct (version 1.4.2): 0.92"),
         "{table}"
     );
     assert!(line("trigger ").ends_with("by adwin"), "{table}");

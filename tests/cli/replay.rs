@@ -37,15 +37,20 @@ fn replay_finds_the_churn_decay_and_the_fraud_latency_rise_at_exact_positions() 
         ]
     );
     // The drop hits churn at its record 1622 (truth file). ADWIN on the 0/1
-    // field cuts its window at 2495; the window it keeps starts at 256.
+    // field cuts its window at 2495 (the window it keeps starts at 256); the
+    // change point of the values is 1584, and churn stays down to the end.
     let w = &windows[0];
     assert_eq!(w["detector"]["name"], "adwin");
-    assert_eq!(w["start"]["index"], 256);
+    assert_eq!(w["start"]["index"], 1584);
+    assert_eq!(w["end_reason"], "eof");
+    assert_eq!(w["end"]["index"], 4025);
     assert_eq!(
         w["detected"],
         point(2495, "metrics.jsonl", 4885, "2024-03-01T00:08:06.555Z")
     );
-    assert!(w["after"].as_f64().unwrap() < w["before"].as_f64().unwrap());
+    // The truth: 0.91 and 0.81.
+    assert!((w["before"].as_f64().unwrap() - 0.924).abs() < 1e-3);
+    assert!((w["after"].as_f64().unwrap() - 0.818).abs() < 1e-3);
     let w = &windows[1];
     assert_eq!(w["model_id"], "churn");
     assert_eq!(w["model_version"], "1.4.2");
@@ -55,19 +60,25 @@ fn replay_finds_the_churn_decay_and_the_fraud_latency_rise_at_exact_positions() 
         w["detector"],
         serde_json::json!({"name": "decay", "params": {"window": 1500, "threshold": 0.05}})
     );
+    // The logged rolling accuracy's change point, 18 records after the
+    // drop: decay's own estimate (the first value of its window) was 999.
     assert_eq!(
         w["start"],
-        point(999, "metrics.jsonl", 2024, "2024-03-01T00:03:21.930Z")
+        point(1640, "metrics.jsonl", 3242, "2024-03-01T00:05:22.671Z")
     );
     assert_eq!(
         w["detected"],
         point(2498, "metrics.jsonl", 4900, "2024-03-01T00:08:08.090Z")
     );
-    assert_eq!(w["end"], w["detected"]);
-    assert_eq!(w["end_reason"], "quiet");
-    assert_eq!(w["events"], 1500);
+    assert_eq!(
+        w["end"],
+        point(4025, "metrics.jsonl", 8000, "2024-03-01T00:13:16.925Z")
+    );
+    assert_eq!(w["end_reason"], "eof");
+    assert_eq!(w["events"], 2386);
     assert_eq!(w["detections"], 1);
-    assert!(w["change"].as_f64().unwrap() <= -0.05 + 1e-9);
+    assert_eq!(w["levels"], "mean");
+    assert!((w["change"].as_f64().unwrap() + 0.1053).abs() < 1e-4);
     // The fixture's latency rise hits fraud at its record 1830 (truth file):
     // CUSUM on log latency sees it 34 records later and puts the start at 1834.
     let w = &windows[2];
@@ -84,7 +95,10 @@ fn replay_finds_the_churn_decay_and_the_fraud_latency_rise_at_exact_positions() 
         w["detected"],
         point(1864, "metrics.jsonl", 5684, "2024-03-01T00:09:26.851Z")
     );
-    assert!(w["after"].as_f64().unwrap() > 1.5 * w["before"].as_f64().unwrap());
+    // Geometric means of the latencies: the truth's medians are 12 and 21.6.
+    assert_eq!(w["levels"], "geometric_mean");
+    assert!((w["before"].as_f64().unwrap() - 12.06).abs() < 0.01);
+    assert!((w["after"].as_f64().unwrap() - 21.44).abs() < 0.01);
     let s = &out.json()["summary"];
     let counts = (
         s["records"].as_u64(),
@@ -209,9 +223,11 @@ fn fail_on_drift_exits_one_and_the_config_can_say_so_too() {
 /// at index i the current mean is 0.002 * (i - 49) lower, which reaches 0.05
 /// at i = 74, so the first detection is at 74 with the change starting at the
 /// first value of that window, 25. The reference is then learned again from
-/// 75..=124 and the next detection is at 149: 75 positions later, within the
-/// merge gap of 100, so the window grows to end at 149, and so on every 75
-/// records until the input ends at index 299 (detections 74, 149, 224, 299).
+/// 75..=124 and the next detection is at 149, and so on every 75 records
+/// until the input ends at index 299 (detections 74, 149, 224, 299), all in
+/// one episode that never recovers. Its start is where the values 0..=74
+/// split best into two levels: 38, the middle of the ramp, with 0.913 the
+/// mean before it.
 #[test]
 fn linear_accuracy_decay_gives_one_window_where_the_rule_says() {
     let config = "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n";
@@ -232,7 +248,7 @@ fn linear_accuracy_decay_gives_one_window_where_the_rule_says() {
     let w = &windows[0];
     assert_eq!(
         w["start"],
-        point(25, "acc.jsonl", 26, "2024-03-01T00:00:25Z")
+        point(38, "acc.jsonl", 39, "2024-03-01T00:00:38Z")
     );
     assert_eq!(
         w["detected"],
@@ -241,8 +257,9 @@ fn linear_accuracy_decay_gives_one_window_where_the_rule_says() {
     assert_eq!(w["end"]["index"], 299);
     assert_eq!(w["end_reason"], "eof");
     assert_eq!(w["detections"], 4);
-    assert_eq!(w["events"], 275);
-    assert!((w["before"].as_f64().unwrap() - 0.901).abs() < 1e-9);
+    assert_eq!(w["events"], 262);
+    assert!((w["before"].as_f64().unwrap() - 0.913).abs() < 1e-9);
+    assert!((w["after"].as_f64().unwrap() - 0.613).abs() < 1e-9);
 }
 
 #[test]
@@ -268,17 +285,27 @@ fn merge_gap_zero_makes_every_detection_its_own_window() {
 }
 
 #[test]
-fn a_version_change_closes_the_window_with_reset() {
+fn a_retired_version_closes_its_window_with_reset() {
     let mut log = accuracy_log(100, |i| 0.95 - 0.002 * i as f64);
     log.push_str("{\"timestamp\":1709251300,\"model_id\":\"m\",\"model_version\":\"1.0.1\",\"accuracy\":0.9}\n");
-    let config = "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n";
-    let out = Mmon::new(&["replay", "acc.jsonl", "--config", "d.toml"])
-        .file("acc.jsonl", log)
-        .file("d.toml", config)
-        .run();
-    let w = &out.windows()[0];
-    assert_eq!(w["end_reason"], "reset");
-    assert_eq!(w["model_version"], "1.0.0");
+    // A version is retired after `version_idle` records of its model
+    // without one of its own; until then its window stays open.
+    for (idle, reason) in [(1, "reset"), (2, "eof")] {
+        let config = format!(
+            "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n[report]\nversion_idle = {idle}\n"
+        );
+        let out = Mmon::new(&["replay", "acc.jsonl", "--config", "d.toml"])
+            .file("acc.jsonl", &log)
+            .file("d.toml", config)
+            .run();
+        let w = &out.windows()[0];
+        assert_eq!(w["end_reason"], reason);
+        assert_eq!(w["model_version"], "1.0.0");
+        let versions = &out.json()["summary"]["versions"];
+        assert_eq!(versions[0]["records"], 100);
+        assert_eq!(versions[1]["model_version"], "1.0.1");
+        assert_eq!(versions[1]["first"]["line"], 101);
+    }
 }
 
 // ---- output formats ------------------------------------------------------
@@ -313,13 +340,14 @@ fn jsonl_streams_events_and_puts_the_summary_on_stderr() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    // Three episodes, each still open at the end of the fixture.
     assert_eq!(
         events,
-        vec!["opened", "opened", "closed", "closed", "opened", "closed"]
+        vec!["opened", "opened", "opened", "closed", "closed", "closed"]
     );
     assert_eq!(lines[0]["end_reason"], Value::Null);
-    assert_eq!(lines[2]["end_reason"], "quiet");
-    assert_eq!(lines[0]["metric"], lines[2]["metric"]);
+    assert_eq!(lines[3]["end_reason"], "eof");
+    assert_eq!(lines[0]["metric"], lines[3]["metric"]);
     let summary: Value = serde_json::from_str(out.stderr.trim()).unwrap();
     assert_eq!(summary["summary"]["records"], 8000);
 }
@@ -333,20 +361,37 @@ fn csv_and_table_formats_render_the_window() {
     let headers = rows.headers().unwrap().clone();
     let row = rows.records().nth(1).unwrap().unwrap();
     let get = |name: &str| row[headers.iter().position(|h| h == name).unwrap()].to_string();
-    assert_eq!(get("start_index"), "999");
+    assert_eq!(get("start_index"), "1640");
     assert_eq!(get("detected_line"), "4900");
     assert_eq!(get("detected_timestamp"), "2024-03-01T00:08:08.090Z");
-    assert_eq!(get("end_reason"), "quiet");
+    assert_eq!(get("end_reason"), "eof");
+    assert_eq!(get("levels"), "mean");
 
     let out = Mmon::new(&["replay", "metrics.jsonl", "--format", "table"])
         .fixture("metrics.jsonl")
         .run();
-    let first = out.stdout.lines().nth(2).unwrap();
-    assert!(
-        first
-            .starts_with("drift     churn  1.4.2    accuracy    decay     #999 metrics.jsonl:2024"),
-        "{first}"
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "start times in UTC on 2024-03-01");
+    assert_eq!(
+        lines[3],
+        "O churn 1.4.2  accuracy    0.923 → 0.818 (−11.4%)   00:05:22  metrics.jsonl:3242"
     );
+    assert_eq!(
+        lines[4],
+        "O fraud 3.0.1  latency_ms  12.06 → 21.44* (+77.8%)  00:09:19  metrics.jsonl:5612"
+    );
+    // Every line fits an 80-column terminal, and the legend explains the
+    // state letters and the star.
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 80),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("O open (still changed at the end of input)")
+    );
+    assert!(out.stdout.contains("* geometric means"));
     assert!(out.stdout.contains("8000 records from 1 file"));
 }
 

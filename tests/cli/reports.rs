@@ -135,7 +135,9 @@ fn the_html_page_needs_no_script_style_or_network_and_shades_every_window() {
         html.contains("<desc id=\"d0\">drift window from "),
         "{html}"
     );
-    assert!(html.contains("Drift: 3 drift windows in models (churn, fraud)."));
+    assert!(html.contains(
+        "Drift: 3 drift windows in models (churn, fraud); 3 still degraded at the end of the input."
+    ));
 }
 
 #[test]
