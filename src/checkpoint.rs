@@ -371,6 +371,38 @@ mod tests {
     }
 
     #[test]
+    fn temp_files_of_killed_runs_are_recognised_and_removed() {
+        assert!(is_temp_of("state.json.tmp.123", "state.json"));
+        assert!(is_temp_of("state.json.prev.tmp.9", "state.json"));
+        assert!(!is_temp_of("state.json.tmp.", "state.json"));
+        assert!(!is_temp_of("state.json.tmp.x1", "state.json"));
+        assert!(!is_temp_of("other.json.tmp.1", "state.json"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(dir.path().join("state.json.tmp.77"), "torn").unwrap();
+        fs::write(dir.path().join("state.json.tmp.keep"), "mine").unwrap();
+        let _c = Checkpoint::lock(&path).unwrap();
+        assert!(!dir.path().join("state.json.tmp.77").exists());
+        assert!(dir.path().join("state.json.tmp.keep").exists());
+    }
+
+    #[test]
+    fn a_failed_save_names_the_checkpoint_and_its_error_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let c = Checkpoint::lock(&path).unwrap();
+        let tmp = dir
+            .path()
+            .join(format!("state.json.tmp.{}", std::process::id()));
+        fs::create_dir(&tmp).unwrap();
+        let e = c.save(&body()).unwrap_err();
+        assert!(e.is_io());
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert!(text.starts_with("cannot write checkpoint "), "{text}");
+        assert_eq!(text.matches("os error").count(), 1, "{text}");
+    }
+
+    #[test]
     fn a_second_lock_names_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");

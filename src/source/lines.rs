@@ -440,6 +440,28 @@ mod tests {
     }
 
     #[test]
+    fn a_following_buffer_shrinks_once_a_long_line_has_passed() {
+        let mut input = vec![b'x'; 500_000];
+        input.push(b'\n');
+        for _ in 0..1000 {
+            input.extend_from_slice(b"short line\n");
+        }
+        let mut r = LineReader::following(&input[..], 1 << 20, 0, 1);
+        let first = r.next_line().unwrap();
+        assert!(matches!(first, Some(Line::Text { bytes, .. }) if bytes.len() == 500_000));
+        assert!(r.capacity() >= 500_000);
+        let mut n = 0;
+        while r.next_line().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 1000);
+        assert!(r.capacity() <= FOLLOW_BLOCK, "{}", r.capacity());
+        r.release();
+        assert_eq!(r.capacity(), 0);
+        assert_eq!(r.offset(), input.len() as u64);
+    }
+
+    #[test]
     fn partial_last_line_is_held_when_following() {
         let mut r = LineReader::new(&b"a\nb"[..], 100, 0, 1).hold_partial_line();
         assert!(matches!(

@@ -107,6 +107,9 @@ enum Start {
     End,
 }
 
+/// Device and inode, and the head of the content, as one descriptor saw them.
+type Identity = ((u64, u64), Vec<u8>);
+
 /// What the caller does with each item.
 pub enum Flow {
     Continue,
@@ -611,7 +614,7 @@ impl Follower {
         self.matched = candidates.iter().filter(|c| !c.sibling_only).count();
         // Identify every candidate through its own descriptor, keeping the
         // descriptors the bound allows (the rest are found again by identity).
-        let mut ids: Vec<Option<((u64, u64), Vec<u8>)>> = Vec::with_capacity(candidates.len());
+        let mut ids: Vec<Option<Identity>> = Vec::with_capacity(candidates.len());
         // Held and followed descriptors share the bound while resuming.
         let max_open = self.max_open;
         let max_held = max_open / 2;
@@ -1153,4 +1156,34 @@ impl Follower {
 
 fn is_gz_name(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "gz")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn globs_match_names_that_are_not_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"a-\xff.jsonl");
+        std::fs::write(dir.path().join(odd), "").unwrap();
+        std::fs::write(dir.path().join("b.jsonl"), "").unwrap();
+        std::fs::write(dir.path().join("c.txt"), "").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/d.jsonl"), "").unwrap();
+        let root = dir.path().to_string_lossy();
+        let got = expand(&format!("{root}/*.jsonl"));
+        assert_eq!(got, vec![dir.path().join(odd), dir.path().join("b.jsonl")]);
+        let nested = expand(&format!("{root}/s*/*.jsonl"));
+        assert_eq!(nested, vec![dir.path().join("sub/d.jsonl")]);
+    }
+
+    #[test]
+    fn the_descriptor_bound_leaves_room_below_the_limit() {
+        assert_eq!(max_open_for(1024), 960);
+        assert_eq!(max_open_for(256), 192);
+        assert_eq!(max_open_for(64), 32);
+        assert_eq!(max_open_for(2), 4);
+    }
 }

@@ -40,7 +40,7 @@ fn output(mut cmd: Command) -> (i32, String, String) {
 }
 
 /// `sh -c 'PRELUDE && exec mmon watch ARGS'`.
-fn under_sh<'a>(prelude: &'a str) -> [&'a str; 3] {
+fn under_sh(prelude: &str) -> [&str; 3] {
     ["sh", "-c", prelude]
 }
 
