@@ -22,7 +22,9 @@ use crate::durable::AtomicFile;
 /// The format name and version written into every checkpoint.
 pub const SCHEMA: &str = "mmon.checkpoint/1";
 
-/// What can be wrong with a checkpoint; each is exit code 5.
+/// What can be wrong with a checkpoint: exit code 5, except that one that
+/// cannot be written ([`CheckpointError::Write`], [`CheckpointError::Io`])
+/// is an output error, exit code 4.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: checkpoint is locked by another mmon run (pid {pid})")]
@@ -37,11 +39,23 @@ pub enum CheckpointError {
         "{path}: checkpoint was written with a different configuration (monitors or input changed); pass --reset-state to start over"
     )]
     Config { path: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The OS error is part of the message, not a `source`, so `{:#}`
+    /// prints it once.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("cannot write checkpoint {path}: {error}")]
+    Write { path: String, error: std::io::Error },
+}
+
+impl CheckpointError {
+    /// Whether this is an output that could not be written (exit 4), not a
+    /// checkpoint that cannot be used (exit 5).
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            CheckpointError::Io { .. } | CheckpointError::Write { .. }
+        )
+    }
 }
 
 /// Where one followed file was, as the checkpoint records it.
@@ -63,6 +77,10 @@ pub struct FileState {
     /// Length and sha256 of the bytes just before `offset` (up to 4 KiB).
     pub guard_len: u64,
     pub guard_sha256: String,
+    /// The file's size when the checkpoint was written: if the file is gone
+    /// by the next run, the bytes past `offset` are reported as lost.
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// The checkpoint's body.
@@ -110,10 +128,22 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
+    move |error| CheckpointError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
+}
+
+/// Whether `name` is `{base}.tmp.<pid>` or `{base}.prev.tmp.<pid>`: a temp
+/// file of a save.
+fn is_temp_of(name: &str, base: &str) -> bool {
+    let Some(rest) = name.strip_prefix(base) else {
+        return false;
+    };
+    let pid = rest
+        .strip_prefix(".tmp.")
+        .or_else(|| rest.strip_prefix(".prev.tmp."));
+    pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl Checkpoint {
@@ -146,10 +176,36 @@ impl Checkpoint {
             .and_then(|()| lock.rewind())
             .and_then(|()| lock.write_all(pid.as_bytes()))
             .map_err(io_err(&lock_path))?;
-        Ok(Checkpoint {
+        let c = Checkpoint {
             path: path.to_path_buf(),
             _lock: lock,
-        })
+        };
+        c.remove_stale_temps();
+        Ok(c)
+    }
+
+    /// Removes temp files of saves by runs that were killed (`FILE.tmp.<pid>`);
+    /// holding the lock, no other run can be writing one.
+    fn remove_stale_temps(&self) {
+        let base = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let mine = std::process::id().to_string();
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if !is_temp_of(&name, &base) || name.ends_with(&format!(".{mine}")) {
+                continue;
+            }
+            if e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok() {
+                log::info!("removed {}, left by an interrupted run", e.path().display());
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -171,24 +227,31 @@ impl Checkpoint {
     }
 
     /// Replaces the checkpoint atomically, keeping the previous one as `.prev`.
+    ///
+    /// Any failure is [`CheckpointError::Write`] naming the checkpoint (the
+    /// previous one stays valid) and leaves no temp file behind.
     pub fn save(&self, body: &Body) -> Result<(), CheckpointError> {
         let text = encode(body);
-        let tmp = crate::durable::temp_path(&self.path);
-        let mut f = AtomicFile::create(&self.path).map_err(io_err(&tmp))?;
-        f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
-        f.commit_with(|path| {
-            if path.exists() {
-                // A hard link keeps FILE in place while .prev is replaced.
-                let prev = sibling(path, ".prev");
-                let prev_tmp = sibling(path, &format!(".prev.tmp.{}", std::process::id()));
-                let _ = fs::remove_file(&prev_tmp);
-                if fs::hard_link(path, &prev_tmp).is_ok() {
-                    fs::rename(&prev_tmp, &prev)?;
+        let write = || -> std::io::Result<()> {
+            let mut f = AtomicFile::create(&self.path)?;
+            f.write_all(text.as_bytes())?;
+            f.commit_with(|path| {
+                if path.exists() {
+                    // A hard link keeps FILE in place while .prev is replaced.
+                    let prev = sibling(path, ".prev");
+                    let prev_tmp = sibling(path, &format!(".prev.tmp.{}", std::process::id()));
+                    let _ = fs::remove_file(&prev_tmp);
+                    if fs::hard_link(path, &prev_tmp).is_ok() {
+                        fs::rename(&prev_tmp, &prev)?;
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
+        };
+        write().map_err(|error| CheckpointError::Write {
+            path: self.path.display().to_string(),
+            error,
         })
-        .map_err(io_err(&self.path))
     }
 }
 
@@ -249,6 +312,7 @@ mod tests {
                 line: 3,
                 guard_len: 10,
                 guard_sha256: sha256_hex(b"0123456789"),
+                size: 12,
             }],
             pipeline: serde_json::json!({"x": [1.5, 0.1, 1e-300]}),
         }
@@ -288,6 +352,38 @@ mod tests {
             decode(&good.as_bytes()[..good.len() / 2]),
             Err(Decode::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn temp_files_of_killed_runs_are_recognised_and_removed() {
+        assert!(is_temp_of("state.json.tmp.123", "state.json"));
+        assert!(is_temp_of("state.json.prev.tmp.9", "state.json"));
+        assert!(!is_temp_of("state.json.tmp.", "state.json"));
+        assert!(!is_temp_of("state.json.tmp.x1", "state.json"));
+        assert!(!is_temp_of("other.json.tmp.1", "state.json"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(dir.path().join("state.json.tmp.77"), "torn").unwrap();
+        fs::write(dir.path().join("state.json.tmp.keep"), "mine").unwrap();
+        let _c = Checkpoint::lock(&path).unwrap();
+        assert!(!dir.path().join("state.json.tmp.77").exists());
+        assert!(dir.path().join("state.json.tmp.keep").exists());
+    }
+
+    #[test]
+    fn a_failed_save_names_the_checkpoint_and_its_error_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let c = Checkpoint::lock(&path).unwrap();
+        let tmp = dir
+            .path()
+            .join(format!("state.json.tmp.{}", std::process::id()));
+        fs::create_dir(&tmp).unwrap();
+        let e = c.save(&body()).unwrap_err();
+        assert!(e.is_io());
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert!(text.starts_with("cannot write checkpoint "), "{text}");
+        assert_eq!(text.matches("os error").count(), 1, "{text}");
     }
 
     #[test]

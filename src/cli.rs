@@ -216,6 +216,10 @@ pub struct WatchArgs {
     /// How often a running watch saves its checkpoint when anything changed.
     #[arg(long, hide = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub checkpoint_interval: std::time::Duration,
+    /// Exit 4 after this many checkpoint writes in a row have failed (disk
+    /// full, read-only folder); each failure is a warning and is retried.
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub checkpoint_failures: u32,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -88,18 +88,87 @@ fn watch_outputs(args: &WatchArgs) -> Vec<crate::output::Output<'_>> {
     out
 }
 
+/// Exit 4 for a checkpoint that cannot be written (an output), 5 for one
+/// that cannot be used (corrupt, foreign, locked).
 fn checkpoint_failure(e: CheckpointError) -> anyhow::Error {
-    Failure::new(ExitCode::Checkpoint, e).into()
+    let code = if e.is_io() {
+        ExitCode::Training
+    } else {
+        ExitCode::Checkpoint
+    };
+    Failure::new(code, e).into()
+}
+
+fn usage(message: String) -> anyhow::Error {
+    Failure::new(ExitCode::Usage, anyhow::anyhow!(message)).into()
+}
+
+/// The paths given that are not globs and exist but are not regular files
+/// (a directory, a FIFO, a device), each with what to do instead.
+fn not_files(paths: &[String]) -> Vec<(String, String)> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    for p in paths {
+        if p.contains(['*', '?', '[']) {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        let t = meta.file_type();
+        let why = if t.is_dir() {
+            let glob = Path::new(p).join("*.jsonl");
+            format!(
+                "{p} is a directory; mmon watch follows files: give the files, or a quoted glob such as '{}'",
+                glob.display()
+            )
+        } else if t.is_file() {
+            continue;
+        } else {
+            let kind = if t.is_fifo() {
+                "a FIFO"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            format!(
+                "{p} is {kind}, not a regular file; mmon watch follows regular files (use `mmon replay -` to read a pipe)"
+            )
+        };
+        out.push((p.clone(), why));
+    }
+    out
 }
 
 pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    if args.once && args.state.is_none() {
+        return Err(usage(
+            "--once needs --state FILE: without a checkpoint each run starts at the end of the files and reads nothing new; add --state (or read whole files with `mmon replay`)".into(),
+        ));
+    }
     let config = load_config(&args.run)?;
     if args.poll_interval.is_zero() {
-        let e = anyhow::anyhow!("--poll-interval: must be more than 0");
-        return Err(Failure::new(ExitCode::Usage, e).into());
+        return Err(usage("--poll-interval: must be more than 0".into()));
+    }
+    if args.checkpoint_failures == 0 {
+        return Err(usage("--checkpoint-failures: must be at least 1".into()));
+    }
+    let mut paths = args.paths.clone();
+    let refused = not_files(&paths);
+    if !refused.is_empty() {
+        paths.retain(|p| !refused.iter().any(|(r, _)| r == p));
+        let why: Vec<&str> = refused.iter().map(|(_, w)| w.as_str()).collect();
+        if paths.is_empty() {
+            return Err(usage(why.join("\n")));
+        }
+        for w in why {
+            log::warn!("{w}; following the other paths");
+        }
     }
     crate::output::refuse_inputs(&watch_outputs(args), &crate::output::matching(&args.paths))?;
     let signals = Signals::register()?;
+    let soft_limit = crate::watch::raise_open_file_limit();
 
     let checkpoint = args
         .state
@@ -148,7 +217,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 .flat_map(|f| [f.name.as_str(), f.path.as_str()])
         })
         .collect();
-    for p in &args.paths {
+    for p in &paths {
         if !p.contains(['*', '?', '[']) && !Path::new(p).exists() && !known.contains(&p.as_str()) {
             return Err(anyhow::anyhow!("cannot open {p}: no such file"));
         }
@@ -170,9 +239,10 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 
     let mut wake = Wake::new(args.poll_interval, !args.poll && !args.once);
     let mut follower = Follower::new(
-        args.paths.clone(),
+        paths.clone(),
         config.input.format,
         Arc::new(config.schema()),
+        crate::watch::follow::max_open_for(soft_limit),
     );
     // Watch before the first scan, so lines appended during catch-up wake us.
     wake.watch_dirs(follower.dirs().iter().map(|d| d.as_path()));
@@ -181,6 +251,13 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         None => follower.start(args.from_start)?,
     }
     wake.watch_dirs(follower.dirs().iter().map(|d| d.as_path()));
+    let nothing = follower.open_count() == 0 && follower.matched == 0;
+    if nothing && !args.once {
+        log::warn!(
+            "no file matches {} yet; waiting for one to appear",
+            paths.join(" ")
+        );
+    }
     if !args.once {
         log::info!(
             "watching {} file(s) ({})",
@@ -194,17 +271,20 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     let started = Instant::now();
-    let save = |follower: &Follower, pipeline: &Pipeline| -> anyhow::Result<()> {
+    let save = |follower: &Follower, pipeline: &Pipeline| -> Result<(), CheckpointError> {
         if let Some(c) = &checkpoint {
             let body = Body {
                 config: fingerprint.clone(),
                 files: follower.states(),
                 pipeline: pipeline.save(),
             };
-            c.save(&body).map_err(checkpoint_failure)?;
+            c.save(&body)?;
         }
         Ok(())
     };
+    // Consecutive failed saves while watching: each is retried at the next
+    // interval, the previous checkpoint staying valid (SPEC §6).
+    let mut failures = 0u32;
     let mut last_save = Instant::now();
     let mut dirty = true;
     let mut events = Vec::new();
@@ -239,21 +319,43 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         })?;
         dirty |= read;
         if retrained || (dirty && due(last_save)) {
-            save(&follower, &pipeline)?;
-            if !outputs.is_empty() {
-                // Report files follow the checkpoint (SPEC §8).
-                let so_far = run_summary(
-                    &pipeline,
-                    start_counts,
-                    &rejects,
-                    trigger.as_ref(),
-                    started,
-                    &follower,
-                );
-                outputs.write(&so_far, false)?;
-            }
             last_save = Instant::now();
-            dirty = false;
+            match save(&follower, &pipeline) {
+                Ok(()) => {
+                    if failures > 0 {
+                        log::warn!("checkpoint written again after {failures} failed attempt(s)");
+                    }
+                    failures = 0;
+                    dirty = false;
+                    if !outputs.is_empty() {
+                        // Report files follow the checkpoint (SPEC §8).
+                        let so_far = run_summary(
+                            &pipeline,
+                            start_counts,
+                            &rejects,
+                            trigger.as_ref(),
+                            started,
+                            &follower,
+                        );
+                        outputs.write(&so_far, false)?;
+                    }
+                }
+                Err(e) if e.is_io() => {
+                    failures += 1;
+                    if failures >= args.checkpoint_failures {
+                        let e = anyhow::anyhow!(
+                            "{e}; gave up after {failures} consecutive failed writes (--checkpoint-failures)"
+                        );
+                        return Err(Failure::new(ExitCode::Training, e).into());
+                    }
+                    log::warn!(
+                        "{e}; the previous checkpoint stays valid; retrying in {:?} ({failures} of {} failures allowed in a row)",
+                        args.checkpoint_interval,
+                        args.checkpoint_failures
+                    );
+                }
+                Err(e) => return Err(checkpoint_failure(e)),
+            }
         }
         if signals.caught() {
             break;
@@ -280,7 +382,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             reporter.event(&event)?;
         }
     }
-    save(&follower, &pipeline)?;
+    save(&follower, &pipeline).map_err(checkpoint_failure)?;
     rejects.finish()?;
 
     let summary = run_summary(
@@ -295,12 +397,25 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if follower.truncations > 0 {
         log::warn!("{} truncation(s) seen", follower.truncations);
     }
+    if follower.lost_bytes > 0 {
+        log::warn!(
+            "{} byte(s) of files deleted before they were read could not be read (lost_bytes in the summary's inputs)",
+            follower.lost_bytes
+        );
+    }
     super::replay::warn_unseen(&summary, &config);
     reporter
         .finish(&summary)
         .map_err(crate::output::output_failure)?
         .commit()?;
     outputs.write(&summary, signals.exit_code().is_some())?;
+    if args.once && nothing {
+        let e = anyhow::anyhow!(
+            "nothing to read: no file matches {} (check the path, or quote a glob)",
+            paths.join(" ")
+        );
+        return Err(Failure::new(ExitCode::Input, e).into());
+    }
 
     if let Some(code) = signals.exit_code() {
         return Ok(code);

@@ -9,6 +9,8 @@
 use std::io::{self, Read};
 
 const BLOCK: usize = 256 * 1024;
+/// The starting buffer of a followed file's reader.
+const FOLLOW_BLOCK: usize = 16 * 1024;
 /// How many bytes of an overlong line are kept for the reject message.
 pub const HEAD_BYTES: usize = 200;
 
@@ -46,14 +48,36 @@ pub struct LineReader<R> {
     /// An overlong line cut by the end of a growing file: (head, offset,
     /// bytes skipped so far); skipping goes on when more arrives.
     skipping: Option<(Vec<u8>, u64, u64)>,
+    /// The size the buffer returns to once a line longer than it has passed.
+    min_cap: usize,
 }
 
 impl<R: Read> LineReader<R> {
     /// A reader starting at stream `offset` with line number `first_line`.
     pub fn new(inner: R, max_line: usize, offset: u64, first_line: u64) -> LineReader<R> {
+        let cap = BLOCK.max(max_line.saturating_add(2).min(64 << 20));
+        LineReader::with_capacity(inner, cap, max_line, offset, first_line)
+    }
+
+    /// A reader for following one of many files: it starts with a small
+    /// buffer, grows it only for a line that does not fit, and shrinks it
+    /// back once that line has passed, so memory does not grow with
+    /// `files × max_line`.
+    pub fn following(inner: R, max_line: usize, offset: u64, first_line: u64) -> LineReader<R> {
+        LineReader::with_capacity(inner, FOLLOW_BLOCK, max_line, offset, first_line)
+            .hold_partial_line()
+    }
+
+    fn with_capacity(
+        inner: R,
+        cap: usize,
+        max_line: usize,
+        offset: u64,
+        first_line: u64,
+    ) -> LineReader<R> {
         LineReader {
             inner,
-            buf: vec![0; BLOCK.max(max_line.saturating_add(2).min(64 << 20))],
+            buf: vec![0; cap],
             start: 0,
             end: 0,
             eof: false,
@@ -63,7 +87,36 @@ impl<R: Read> LineReader<R> {
             final_partial: true,
             at_start: offset == 0,
             skipping: None,
+            min_cap: cap,
         }
+    }
+
+    /// Gives back the buffer of a reader that is idle at the end of its
+    /// stream, keeping only the bytes of an unterminated last line.
+    pub fn release(&mut self) {
+        let pending = self.end - self.start;
+        if pending == 0 {
+            self.base += self.end as u64;
+            self.buf = Vec::new();
+        } else {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
+            self.buf.truncate(pending);
+            self.buf.shrink_to_fit();
+        }
+        self.start = 0;
+        self.end = pending;
+    }
+
+    /// How far into the stream the reader has read (past the lines returned
+    /// when a partial line is held).
+    pub fn stream_position(&self) -> u64 {
+        self.base + self.end as u64
+    }
+
+    /// The bytes the line buffer holds now, for tests of memory use.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Leaves an unterminated last line unread, for following a growing file:
@@ -98,8 +151,13 @@ impl<R: Read> LineReader<R> {
             self.end -= self.start;
             self.start = 0;
         }
+        if self.buf.len() > self.min_cap && self.end <= self.min_cap / 2 {
+            // A line longer than the usual buffer has passed.
+            self.buf.truncate(self.min_cap);
+            self.buf.shrink_to_fit();
+        }
         if self.end == self.buf.len() {
-            let grown = self.buf.len() * 2;
+            let grown = (self.buf.len() * 2).max(self.min_cap);
             self.buf.resize(grown, 0);
         }
         loop {
@@ -379,6 +437,28 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_following_buffer_shrinks_once_a_long_line_has_passed() {
+        let mut input = vec![b'x'; 500_000];
+        input.push(b'\n');
+        for _ in 0..1000 {
+            input.extend_from_slice(b"short line\n");
+        }
+        let mut r = LineReader::following(&input[..], 1 << 20, 0, 1);
+        let first = r.next_line().unwrap();
+        assert!(matches!(first, Some(Line::Text { bytes, .. }) if bytes.len() == 500_000));
+        assert!(r.capacity() >= 500_000);
+        let mut n = 0;
+        while r.next_line().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 1000);
+        assert!(r.capacity() <= FOLLOW_BLOCK, "{}", r.capacity());
+        r.release();
+        assert_eq!(r.capacity(), 0);
+        assert_eq!(r.offset(), input.len() as u64);
     }
 
     #[test]

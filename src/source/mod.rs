@@ -357,6 +357,14 @@ pub struct FileStats {
     /// Where reading stopped, for `watch` (its `bytes` are this run's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// Bytes `watch` could never read: the file was deleted (or could not be
+    /// found again) before its rest was read.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Reads files one after the other to their ends: the source of `replay`.

@@ -8,10 +8,11 @@
 //! rotated generation again after compression. The guard catches a file that
 //! was truncated and grew back past the offset while mmon was stopped.
 
-use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint::sha256_hex;
 
@@ -106,12 +107,78 @@ pub fn scan_to_last_newline(r: &mut impl Read) -> io::Result<(u64, u64)> {
     Ok((end, lines + 1))
 }
 
-/// Opens `path` positioned at `offset` of its (decompressed) content.
-pub fn open_at(path: &Path, offset: u64) -> io::Result<(Box<dyn Read + Send>, File, bool)> {
-    let file = File::open(path)?;
-    let stat = file.try_clone()?;
-    if is_gzip(&file) {
-        let mut gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file));
+/// A file opened once and identified through that same descriptor, so a
+/// rename between looking and reading can never swap the file under us.
+pub struct Opened {
+    pub file: Arc<File>,
+    pub meta: Metadata,
+    /// The first bytes of the content (decompressed for gzip).
+    pub head: Vec<u8>,
+}
+
+impl Opened {
+    pub fn dev_ino(&self) -> (u64, u64) {
+        dev_ino(&self.meta)
+    }
+}
+
+/// Opens `path` for reading and identifies it by `fstat` and its head.
+///
+/// Opened non-blocking, so a FIFO never hangs the follower; anything but a
+/// regular file is refused.
+pub fn open_identified(path: &Path) -> io::Result<Opened> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let head = head_of(&file)?;
+    Ok(Opened {
+        file: Arc::new(file),
+        meta,
+        head,
+    })
+}
+
+/// Reads a shared descriptor from a position with `pread`: one descriptor
+/// serves the line reader, `fstat` and the head, and nothing moves its
+/// position under another user.
+pub struct At {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl At {
+    pub fn new(file: &Arc<File>, pos: u64) -> At {
+        At {
+            file: file.clone(),
+            pos,
+        }
+    }
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A reader of the (decompressed) content of `file` from `offset`, and
+/// whether it is gzip.
+pub fn reader_at(file: &Arc<File>, offset: u64) -> io::Result<(Box<dyn Read + Send>, bool)> {
+    if is_gzip(file) {
+        let mut gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            64 * 1024,
+            At::new(file, 0),
+        ));
         let skipped = io::copy(&mut (&mut gz).take(offset), &mut io::sink())?;
         if skipped < offset {
             return Err(io::Error::new(
@@ -119,11 +186,38 @@ pub fn open_at(path: &Path, offset: u64) -> io::Result<(Box<dyn Read + Send>, Fi
                 format!("compressed content ends at {skipped}, before the saved offset {offset}"),
             ));
         }
-        return Ok((Box::new(gz), stat, true));
+        return Ok((Box::new(gz), true));
     }
-    let mut file = file;
-    file.seek(SeekFrom::Start(offset))?;
-    Ok((Box::new(file), stat, false))
+    Ok((Box::new(At::new(file, offset)), false))
+}
+
+/// Looks for the file `(dev, ino)` among the entries of `dir` (its name may
+/// be anything, e.g. logrotate's `dateext`), opening and checking each
+/// candidate through one descriptor; `same` settles inode reuse by content.
+pub fn find_in_dir(
+    dir: &Path,
+    id: (u64, u64),
+    same: &dyn Fn(&Opened) -> bool,
+) -> Option<(PathBuf, Opened)> {
+    let read = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    for e in std::fs::read_dir(read).ok()?.flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        if dev_ino(&meta) != id || !meta.is_file() {
+            continue;
+        }
+        let path = dir.join(e.file_name());
+        if let Ok(o) = open_identified(&path)
+            && o.dev_ino() == id
+            && same(&o)
+        {
+            return Some((path, o));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -150,7 +244,8 @@ mod tests {
         let sha = sha256_hex(&h1[..100]);
         assert!(head_matches(&h2, 100, &sha));
         assert!(!head_matches(&h2[..50], 100, &sha));
-        let (mut r, _, gzipped) = open_at(&gz, 9).unwrap();
+        let file = Arc::new(File::open(&gz).unwrap());
+        let (mut r, gzipped) = reader_at(&file, 9).unwrap();
         assert!(gzipped);
         let mut rest = Vec::new();
         r.read_to_end(&mut rest).unwrap();

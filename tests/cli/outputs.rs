@@ -109,16 +109,18 @@ fn two_outputs_on_one_file_are_refused() {
 fn watch_output_rejects_or_state_on_a_matched_input_is_refused() {
     let log = metrics();
     for flag in ["--output", "--rejects", "--state"] {
-        let out = Mmon::new(&[
+        let mut args = vec![
             "watch",
             "logs/*.jsonl",
             "--once",
             "--from-start",
             flag,
             "logs/app.jsonl",
-        ])
-        .file("logs/app.jsonl", &log)
-        .run();
+        ];
+        if flag != "--state" {
+            args.extend(["--state", "s.ckpt"]);
+        }
+        let out = Mmon::new(&args).file("logs/app.jsonl", &log).run();
         assert_eq!(out.code, 2, "{flag}: {}", out.stderr);
         assert!(
             out.stderr.contains(&format!(

@@ -102,7 +102,21 @@ impl Scene {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmon"));
+        self.command_under(&[], args)
+    }
+
+    /// `mmon watch ARGS` run by `program` (its name and first arguments),
+    /// such as `sh -c 'ulimit -n 256 && exec "$0" "$@"'`.
+    fn command_under(&self, program: &[&str], args: &[&str]) -> Command {
+        let mmon = env!("CARGO_BIN_EXE_mmon");
+        let mut cmd = match program.split_first() {
+            Some((p, first)) => {
+                let mut cmd = Command::new(p);
+                cmd.args(first).arg(mmon);
+                cmd
+            }
+            None => Command::new(mmon),
+        };
         cmd.arg("watch");
         if !args.contains(&"--format") {
             cmd.args(["--format", "jsonl"]);
@@ -149,6 +163,11 @@ impl Scene {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        self.spawn_command(cmd)
+    }
+
+    /// Starts `cmd` (a running watch) and waits until it follows its files.
+    fn spawn_command(&self, mut cmd: Command) -> Live {
         let mut child = cmd
             .arg("-v")
             .stdin(Stdio::null())
@@ -263,6 +282,8 @@ macro_rules! both {
         }
     };
 }
+
+mod faults;
 
 // 1. Rename and create while writing.
 fn rename_and_create_while_writing(poll: bool) {
@@ -529,7 +550,13 @@ fn crlf_bom_invalid_utf8(poll: bool) {
     text.extend(b"{\"timestamp\":1,\"n\":\xff}\n");
     text.extend(line(1).as_bytes());
     s.write("app.jsonl", text);
-    let (code, stdout, stderr) = s.run(&["--once", "--from-start", "app.jsonl"]);
+    let (code, stdout, stderr) = s.run(&[
+        "--once",
+        "--state",
+        "state.json",
+        "--from-start",
+        "app.jsonl",
+    ]);
     assert_eq!(code, 0);
     exactly_once(&counts(&stdout), 0..2);
     assert!(stderr.contains("app.jsonl:2: invalid UTF-8"), "{stderr}");
@@ -720,19 +747,37 @@ fn exit_codes(poll: bool) {
     let s = Scene::new(poll);
     s.write("a.jsonl", lines(0..3));
     s.write("b.jsonl", "not json\n");
-    let (code, stdout, _) = s.run(&["--once", "--from-start", "a.jsonl", "--format", "json"]);
+    let (code, stdout, _) = s.run(&[
+        "--once",
+        "--state",
+        "1.json",
+        "--from-start",
+        "a.jsonl",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 0);
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         doc["summary"]["inputs"],
         serde_json::json!([{"path": "a.jsonl", "bytes": 3 * line(0).len(), "records": 3, "rejected": 0, "offset": 3 * line(0).len()}])
     );
-    let (code, _, _) = s.run(&["--once", "--from-start", "a.jsonl", "--fail-on", "drift"]);
+    let (code, _, _) = s.run(&[
+        "--once",
+        "--state",
+        "2.json",
+        "--from-start",
+        "a.jsonl",
+        "--fail-on",
+        "drift",
+    ]);
     assert_eq!(code, 1);
-    let (code, _, stderr) = s.run(&["--once", "missing.jsonl"]);
+    let (code, _, stderr) = s.run(&["--once", "--state", "3.json", "missing.jsonl"]);
     assert_eq!(code, 3, "{stderr}");
     let (code, _, stderr) = s.run(&[
         "--once",
+        "--state",
+        "4.json",
         "--from-start",
         "b.jsonl",
         "--on-bad-record",
@@ -804,8 +849,10 @@ fn replay_reads_an_unterminated_last_line() {
 fn watch_without_state_closes_windows_at_the_end_like_replay() {
     let s = Scene::new(true);
     s.write("a.jsonl", lines(0..3));
-    let (code, stdout, _) = s.run(&["--once", "--from-start", "a.jsonl"]);
-    assert_eq!(code, 0);
+    let live = s.spawn(&["--from-start", "a.jsonl"]);
+    live.wait_records(3);
+    let (code, stdout, _) = live.stop();
+    assert_eq!(code, 143);
     assert!(stdout.contains("\"end_reason\":\"eof\""));
 }
 

@@ -255,6 +255,8 @@ fn the_table_names_paths_as_given_and_watch_prints_each_event_as_it_happens() {
         "watch",
         "--once",
         "--from-start",
+        "--state",
+        "s.ckpt",
         "--format",
         "table",
         "--config",
@@ -270,15 +272,18 @@ fn the_table_names_paths_as_given_and_watch_prints_each_event_as_it_happens() {
         .iter()
         .position(|l| l.starts_with("+ m 1.0.0"))
         .unwrap();
-    let closed = lines
-        .iter()
-        .position(|l| l.starts_with("O m 1.0.0"))
-        .unwrap();
+    // With a checkpoint the end of the run is not the end of the input:
+    // the window stays open for the next run, so no closing line.
+    assert!(
+        !lines.iter().any(|l| l.starts_with("O m 1.0.0")),
+        "{}",
+        out.stdout
+    );
     let summary = lines
         .iter()
         .position(|l| l.contains("records from"))
         .unwrap();
-    assert!(opened < closed && closed < summary, "{}", out.stdout);
+    assert!(opened < summary, "{}", out.stdout);
     assert!(
         lines[opened].contains("2024-03-01 00:03:20  a.jsonl:201"),
         "{}",
