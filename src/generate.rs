@@ -602,14 +602,12 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
         .iter()
         .enumerate()
         .map(|(k, d)| {
-            let before = rates_at(plan, d.model, d.start.saturating_sub(1));
-            let before = if d.start == 0 {
-                (
-                    plan.models[d.model].base_accuracy,
-                    plan.models[d.model].latency_median_ms,
-                )
-            } else {
-                before
+            let before = match d.start {
+                0 => {
+                    let m = &plan.models[d.model];
+                    (m.base_accuracy, m.latency_median_ms)
+                }
+                start => rates_at(plan, d.model, start - 1),
             };
             let after = rates_at(plan, d.model, d.start + plan.width);
             TruthDrift {

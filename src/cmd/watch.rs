@@ -17,10 +17,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-use anyhow::Context;
 
 use crate::checkpoint::{self, Body, Checkpoint, CheckpointError};
 use crate::cli::WatchArgs;
@@ -29,6 +26,7 @@ use crate::pipeline::{Counts, Pipeline};
 use crate::rejects::Rejects;
 use crate::report::Reporter;
 use crate::retrain::ClockMode;
+use crate::signals::Signals;
 use crate::source::Item;
 use crate::trigger::RetrainTrigger;
 use crate::watch::{Flow, Follower, Wake};
@@ -36,45 +34,6 @@ use crate::watch::{Flow, Follower, Wake};
 use super::replay::{
     load_config, open_output, report_files, report_format, summary, trigger_options,
 };
-
-/// The SIGINT and SIGTERM flags, and one for either (which also cancels a
-/// running training command).
-struct Signals {
-    int: Arc<AtomicBool>,
-    term: Arc<AtomicBool>,
-    any: Arc<AtomicBool>,
-}
-
-impl Signals {
-    fn register() -> anyhow::Result<Signals> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let s = Signals {
-            int: Arc::new(AtomicBool::new(false)),
-            term: Arc::new(AtomicBool::new(false)),
-            any: Arc::new(AtomicBool::new(false)),
-        };
-        for (sig, flag) in [(SIGINT, &s.int), (SIGTERM, &s.term)] {
-            signal_hook::flag::register(sig, flag.clone())
-                .and_then(|_| signal_hook::flag::register(sig, s.any.clone()))
-                .context("cannot install signal handlers")?;
-        }
-        Ok(s)
-    }
-
-    fn caught(&self) -> bool {
-        self.any.load(Ordering::Relaxed)
-    }
-
-    fn exit_code(&self) -> Option<ExitCode> {
-        if self.term.load(Ordering::Relaxed) {
-            Some(ExitCode::Terminated)
-        } else if self.int.load(Ordering::Relaxed) {
-            Some(ExitCode::Interrupted)
-        } else {
-            None
-        }
-    }
-}
 
 /// The files a watch writes: the shared outputs and the checkpoint.
 fn watch_outputs(args: &WatchArgs) -> Vec<crate::output::Output<'_>> {
@@ -224,7 +183,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     let mut options = trigger_options(&args.run);
-    options.cancel = Some(signals.any.clone());
+    options.cancel = Some(signals.flag());
     let mut trigger = if config.retrain.is_some() || args.run.dry_run {
         Some(RetrainTrigger::new(&config, &options, ClockMode::Watch)?)
     } else {

@@ -326,6 +326,16 @@ fn band(b: &Bucket) -> (f64, f64) {
     ((b.mean() - se).max(b.min), (b.mean() + se).min(b.max))
 }
 
+/// A tick's number without trailing zeros: ticks are round numbers.
+fn tick_label(t: f64) -> String {
+    let s = view::level(t);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// Five round numbers spanning `lo..hi`.
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     if hi <= lo || hi.is_nan() || lo.is_nan() {
@@ -432,7 +442,7 @@ fn draw(
             px(LEFT),
             px(W - RIGHT),
             px(LEFT - 6.0),
-            view::level(t)
+            tick_label(t)
         );
     }
     // Time axis: five labels.
@@ -653,6 +663,8 @@ mod tests {
         let t = ticks(12.3, 87.9);
         assert_eq!(t, vec![20.0, 40.0, 60.0, 80.0]);
         assert_eq!(ticks(5.0, 5.0), vec![5.0]);
+        assert_eq!(tick_label(20.0), "20");
+        assert_eq!(tick_label(0.25), "0.25");
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub fn render(v: &RunView) -> String {
                 view::end_state(w),
             );
         }
+        if v.windows
+            .iter()
+            .any(|w| w.levels == crate::window::Levels::GeometricMean)
+        {
+            out.push_str("\n`*` geometric means (the median of log-normal values).\n");
+        }
         if v.windows.len() > MAX_WINDOWS {
             let _ = writeln!(
                 out,

@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use super::Summary;
-use crate::window::{EndReason, EventKind, Levels, Point, Severity, Window};
+use crate::window::{EndReason, EventKind, Point, Severity, Window};
 
 /// The state letter of a window: upper case a drift, lower case a warning.
 fn state(w: &Window) -> char {
@@ -24,36 +24,6 @@ fn state(w: &Window) -> char {
 
 const LEGEND: &str = "O open (still changed at the end of input)  R recovered  X version retired\n\
 Q quiet (merge_gap passed)  lower case: a warning  * geometric means";
-
-/// A level in about four significant digits.
-fn num(x: f64) -> String {
-    let a = x.abs();
-    if a < 10.0 {
-        format!("{x:.3}")
-    } else if a < 100.0 {
-        format!("{x:.2}")
-    } else if a < 1000.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.0}")
-    }
-}
-
-/// `0.924 → 0.808 (−12.6%)`, with a true minus sign.
-fn change(w: &Window) -> String {
-    let mark = if w.levels == Levels::GeometricMean {
-        "*"
-    } else {
-        ""
-    };
-    let mut s = format!("{} → {}{mark}", num(w.before), num(w.after));
-    if w.before != 0.0 && w.before.is_finite() && w.after.is_finite() {
-        let pct = (w.after - w.before) / w.before.abs() * 100.0;
-        let sign = if pct < 0.0 { '−' } else { '+' };
-        s.push_str(&format!(" ({sign}{:.1}%)", pct.abs()));
-    }
-    s
-}
 
 /// The date and the time of day (UTC) of a point.
 fn when(p: &Point) -> (String, String) {
@@ -82,7 +52,7 @@ fn cells(w: &Window, dated: bool) -> [String; 6] {
         state(w).to_string(),
         format!("{} {version}", w.model_id),
         w.metric.to_string(),
-        change(w),
+        super::view::change(w),
         if dated {
             format!("{date} {time}")
         } else {

@@ -140,30 +140,37 @@ pub fn when(p: &Point) -> String {
     p.timestamp.map(time).unwrap_or_else(|| "-".to_string())
 }
 
-/// A level, with as many decimals as its size needs.
+/// A level in about four significant digits (`-` when not a number).
 pub fn level(x: f64) -> String {
-    if !x.is_finite() {
-        return "-".into();
-    }
     let a = x.abs();
-    if a >= 1000.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
+    if !x.is_finite() {
+        "-".into()
+    } else if a < 10.0 {
+        format!("{x:.3}")
+    } else if a < 100.0 {
+        format!("{x:.2}")
+    } else if a < 1000.0 {
         format!("{x:.1}")
     } else {
-        format!("{x:.3}")
+        format!("{x:.0}")
     }
 }
 
-/// `0.924 → 0.808 (−12.6%)`.
+/// `0.924 → 0.808 (−12.6%)`, with a true minus sign; `*` marks geometric
+/// means.
 pub fn change(w: &Window) -> String {
-    let rel = if w.before != 0.0 {
-        format!(" ({:+.1}%)", 100.0 * (w.after - w.before) / w.before.abs())
-            .replace('-', "\u{2212}")
+    let mark = if w.levels == crate::window::Levels::GeometricMean {
+        "*"
     } else {
-        String::new()
+        ""
     };
-    format!("{} \u{2192} {}{rel}", level(w.before), level(w.after))
+    let mut s = format!("{} → {}{mark}", level(w.before), level(w.after));
+    if w.before != 0.0 && w.before.is_finite() && w.after.is_finite() {
+        let pct = (w.after - w.before) / w.before.abs() * 100.0;
+        let sign = if pct < 0.0 { '−' } else { '+' };
+        s.push_str(&format!(" ({sign}{:.1}%)", pct.abs()));
+    }
+    s
 }
 
 pub fn end_state(w: &Window) -> String {
@@ -216,7 +223,7 @@ mod tests {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(level(0.92431), "0.924");
-        assert_eq!(level(57.04), "57.0");
+        assert_eq!(level(57.04), "57.04");
         assert_eq!(sparkline(&[0.0, 0.5, 1.0]), "▁▅█");
         assert_eq!(sparkline(&[2.0, 2.0]), "▄▄");
     }

@@ -300,18 +300,22 @@ fn a_bad_report_flag_is_a_usage_error() {
     assert!(!out.path("r.pdf").exists());
 }
 
-#[test]
-fn a_report_path_that_is_an_input_is_refused_and_the_input_kept() {
-    let out = Mmon::new(&[
+/// `replay` of the fixture with one `--report`, the main report in a file.
+fn refused_or_failed(report: &str) -> Outcome {
+    let args = [
         "replay",
         "metrics.jsonl",
         "--output",
         "r.json",
         "--report",
-        "html=metrics.jsonl",
-    ])
-    .fixture("metrics.jsonl")
-    .run();
+        report,
+    ];
+    Mmon::new(&args).fixture("metrics.jsonl").run()
+}
+
+#[test]
+fn a_report_path_that_is_an_input_is_refused_and_the_input_kept() {
+    let out = refused_or_failed("html=metrics.jsonl");
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains("--report metrics.jsonl"),
@@ -326,16 +330,7 @@ fn a_report_path_that_is_an_input_is_refused_and_the_input_kept() {
 
 #[test]
 fn a_report_that_cannot_be_written_is_exit_4_naming_the_path() {
-    let out = Mmon::new(&[
-        "replay",
-        "metrics.jsonl",
-        "--output",
-        "r.json",
-        "--report",
-        "html=no/such/folder/r.html",
-    ])
-    .fixture("metrics.jsonl")
-    .run();
+    let out = refused_or_failed("html=no/such/folder/r.html");
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(
         out.stderr.contains("no/such/folder/r.html"),
