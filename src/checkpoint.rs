@@ -90,6 +90,10 @@ pub struct Body {
     pub config: String,
     pub files: Vec<FileState>,
     pub pipeline: serde_json::Value,
+    /// The training outcomes of windows still open, by window id: the
+    /// `closed` event of a later run carries them.
+    #[serde(default)]
+    pub retrains: std::collections::BTreeMap<u64, crate::retrain::RetrainNote>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -315,6 +319,7 @@ mod tests {
                 size: 12,
             }],
             pipeline: serde_json::json!({"x": [1.5, 0.1, 1e-300]}),
+            retrains: Default::default(),
         }
     }
 

@@ -152,7 +152,7 @@ pub struct RunArgs {
     pub on_bad_record: OnBadRecord,
     /// Exit 1 when a window at this level or above is found [default: the config's report.fail_on]
     #[arg(long, value_enum)]
-    pub fail_on: Option<FailOnArg>,
+    pub fail_on: Option<crate::config::FailOn>,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -166,13 +166,6 @@ pub struct RunArgs {
     /// command (e.g. "ok=0.91,exit=1,timeout,empty").
     #[arg(long, hide = true, value_name = "SCRIPT")]
     pub fake_training: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FailOnArg {
-    None,
-    Warning,
-    Drift,
 }
 
 #[derive(Debug, Args)]

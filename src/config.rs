@@ -40,7 +40,7 @@ pub enum ConfigError {
 }
 
 /// Which windows make the run exit with code 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum FailOn {
     None,
     Warning,

@@ -22,6 +22,8 @@ pub mod registry;
 pub mod rejects;
 pub mod report;
 pub mod retrain;
+pub mod session;
+pub mod settings;
 pub mod signals;
 pub mod source;
 pub mod timestamp;

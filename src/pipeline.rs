@@ -773,18 +773,6 @@ impl Pipeline {
         }
     }
 
-    /// Attaches a training outcome to the open window `id`.
-    pub fn attach_retrain(&mut self, id: u64, outcome: serde_json::Value) {
-        for streams in self.models.iter_mut().flat_map(|m| &mut m.versions) {
-            for state in &mut streams.monitors {
-                if let Some(w) = state.open.as_mut().filter(|w| w.id == id) {
-                    w.retrain = Some(outcome);
-                    return;
-                }
-            }
-        }
-    }
-
     /// Closes every open window at the end of input, in a stable order.
     pub fn finish(&mut self, events: &mut Vec<Event>) {
         let mut closing: Vec<Window> = Vec::new();

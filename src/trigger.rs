@@ -2,17 +2,19 @@
 //!
 //! It observes the pipeline's window events like the reporter does. A window
 //! that opens as a drift, or a warning window that escalates to one, starts
-//! a retrain of its model through the [`Retrainer`]; the outcome is attached
-//! to the window, so the `closed` event and the final report carry it. Replay
+//! a retrain of its model through the [`Retrainer`]. The sink only observes:
+//! it returns the outcome, and the run core puts it on the window when the
+//! window closes, so the `closed` event and the final report carry it. Replay
 //! and watch use the same sink; only the clock of the cooldown differs.
 
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::exit_code::{ExitCode, Failure};
-use crate::pipeline::Pipeline;
 use crate::report::RetrainCounts;
-use crate::retrain::{ClockMode, FakeRunner, ProcessRunner, RetrainOutcome, Retrainer, Runner};
+use crate::retrain::{
+    ClockMode, FakeRunner, ProcessRunner, RetrainNote, RetrainOutcome, Retrainer, Runner,
+};
 use crate::window::{Event, EventKind, Severity};
 
 pub struct RetrainTrigger {
@@ -126,9 +128,9 @@ impl RetrainTrigger {
         }
     }
 
-    /// Starts a retrain for a window that became a drift; attaches the
-    /// outcome to the window in the pipeline.
-    pub fn observe(&mut self, event: &Event, pipeline: &mut Pipeline) {
+    /// Starts a retrain for a window that became a drift, and returns what
+    /// it came to, for the run core to match to the window by its id.
+    pub fn observe(&mut self, event: &Event) -> Option<RetrainNote> {
         let w = &event.window;
         let starts = match event.kind {
             EventKind::Opened => w.severity == Severity::Drift,
@@ -136,7 +138,7 @@ impl RetrainTrigger {
             EventKind::Closed => false,
         };
         if !starts {
-            return;
+            return None;
         }
         let trigger = serde_json::to_value(w).unwrap_or_default();
         let at = w
@@ -158,6 +160,6 @@ impl RetrainTrigger {
             self.counts.failed += 1;
             log::warn!("{}", self.failure_line(&outcome));
         }
-        pipeline.attach_retrain(w.id, outcome.to_json());
+        Some(outcome.note())
     }
 }

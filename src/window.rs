@@ -100,7 +100,9 @@ pub struct Window {
     pub detections: u64,
     pub events: u64,
     pub reason: String,
-    pub retrain: Option<serde_json::Value>,
+    /// What the window's training run came to; the run core fills it in
+    /// when the window closes (the pipeline never does).
+    pub retrain: Option<crate::retrain::RetrainNote>,
     /// Opening order over the whole run; orders the report.
     #[serde(skip)]
     pub id: u64,

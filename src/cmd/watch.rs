@@ -22,22 +22,20 @@ use std::time::Instant;
 use crate::checkpoint::{self, Body, Checkpoint, CheckpointError};
 use crate::cli::WatchArgs;
 use crate::exit_code::{ExitCode, Failure};
-use crate::pipeline::{Counts, Pipeline};
-use crate::rejects::Rejects;
-use crate::report::Reporter;
+use crate::pipeline::Pipeline;
 use crate::retrain::ClockMode;
+use crate::session::{self, Pace, Session};
+use crate::settings::{Retrain, Settings};
 use crate::signals::Signals;
 use crate::source::Item;
-use crate::trigger::RetrainTrigger;
 use crate::watch::{Flow, Follower, Wake};
 
-use super::replay::{
-    load_config, open_output, report_files, report_format, summary, trigger_options,
-};
-
 /// The files a watch writes: the shared outputs and the checkpoint.
-fn watch_outputs(args: &WatchArgs) -> Vec<crate::output::Output<'_>> {
-    let mut out = super::replay::outputs(&args.run);
+fn watch_outputs<'a>(
+    args: &'a WatchArgs,
+    settings: &'a Settings,
+) -> Vec<crate::output::Output<'a>> {
+    let mut out = settings.outputs();
     if let Some(path) = &args.state {
         out.push(crate::output::Output {
             flag: "--state",
@@ -106,7 +104,8 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             "--once needs --state FILE: without a checkpoint each run starts at the end of the files and reads nothing new; add --state (or read whole files with `mmon replay`)".into(),
         ));
     }
-    let config = load_config(&args.run)?;
+    let settings = Settings::resolve(&args.run, quiet, Retrain::Configured)?;
+    let config = &settings.config;
     if args.poll_interval.is_zero() {
         return Err(usage("--poll-interval: must be more than 0".into()));
     }
@@ -125,7 +124,10 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             log::warn!("{w}; following the other paths");
         }
     }
-    crate::output::refuse_inputs(&watch_outputs(args), &crate::output::matching(&args.paths))?;
+    crate::output::refuse_inputs(
+        &watch_outputs(args, &settings),
+        &crate::output::matching(&args.paths),
+    )?;
     let signals = Signals::register()?;
     let soft_limit = crate::watch::raise_open_file_limit();
 
@@ -135,7 +137,7 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .map(Checkpoint::lock)
         .transpose()
         .map_err(checkpoint_failure)?;
-    let fingerprint = checkpoint::fingerprint(&config);
+    let fingerprint = checkpoint::fingerprint(config);
     let saved = match checkpoint.as_ref().map(Checkpoint::load).transpose() {
         Ok(body) => body.flatten(),
         Err(e) if args.reset_state => {
@@ -158,15 +160,15 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         other => other,
     };
-    let mut pipeline = match &saved {
-        Some(b) => Pipeline::restore(&config, b.pipeline.clone()).map_err(|e| {
+    let pipeline = match &saved {
+        Some(b) => Pipeline::restore(config, b.pipeline.clone()).map_err(|e| {
             let path = args.state.as_deref().unwrap_or(Path::new("")).display();
             checkpoint_failure(CheckpointError::Corrupt {
                 path: path.to_string(),
                 reason: e.to_string(),
             })
         })?,
-        None => Pipeline::new(&config),
+        None => Pipeline::new(config),
     };
     let known: Vec<&str> = saved
         .iter()
@@ -182,19 +184,19 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let mut options = trigger_options(&args.run);
-    options.cancel = Some(signals.flag());
-    let mut trigger = if config.retrain.is_some() || args.run.dry_run {
-        Some(RetrainTrigger::new(&config, &options, ClockMode::Watch)?)
-    } else {
-        None
-    };
-    let mut outputs = report_files(&args.run, &config)?;
-    let out = open_output(&args.run)?;
     // A table in watch prints each event as it happens (SPEC §5).
-    let mut reporter = Reporter::new(report_format(&args.run), out, !quiet).live();
-    let mut rejects = Rejects::new(args.run.on_bad_record, args.run.rejects.as_deref(), quiet)?;
-    let start_counts = pipeline.counts();
+    let retrains = saved
+        .as_ref()
+        .map(|b| b.retrains.clone())
+        .unwrap_or_default();
+    let mut session = Session::new(
+        &settings,
+        pipeline,
+        retrains,
+        ClockMode::Watch,
+        signals.flag(),
+        Pace::Live,
+    )?;
 
     let mut wake = Wake::new(args.poll_interval, !args.poll && !args.once);
     let mut follower = Follower::new(
@@ -230,12 +232,13 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     let started = Instant::now();
-    let save = |follower: &Follower, pipeline: &Pipeline| -> Result<(), CheckpointError> {
+    let save = |follower: &Follower, session: &Session| -> Result<(), CheckpointError> {
         if let Some(c) = &checkpoint {
             let body = Body {
                 config: fingerprint.clone(),
                 files: follower.states(),
-                pipeline: pipeline.save(),
+                pipeline: session.pipeline().save(),
+                retrains: session.retrains().clone(),
             };
             c.save(&body)?;
         }
@@ -246,28 +249,16 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let mut failures = 0u32;
     let mut last_save = Instant::now();
     let mut dirty = true;
-    let mut events = Vec::new();
     loop {
         let mut retrained = false;
         let due =
             |last: Instant| checkpoint.is_some() && last.elapsed() >= args.checkpoint_interval;
         let (read, flow) = follower.pass(&mut |item| {
             match item {
-                Item::Record(record) => {
-                    pipeline.process(&record, &mut events);
-                    outputs.observe(&record);
-                    for event in events.drain(..) {
-                        if let Some(t) = &mut trigger {
-                            let before = t.counts();
-                            t.observe(&event, &mut pipeline);
-                            retrained |= t.counts() != before;
-                        }
-                        outputs.event(&event);
-                        reporter.event(&event)?;
-                    }
-                }
-                Item::Bad(bad) => rejects.add(&bad)?,
+                Item::Record(record) => session.record(&record)?,
+                Item::Bad(bad) => session.bad(&bad)?,
             }
+            retrained |= session.take_retrained();
             // Stop to save the checkpoint: after a training run (SPEC §6),
             // and every interval during a long catch-up.
             Ok(if signals.caught() || retrained || due(last_save) {
@@ -279,24 +270,16 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         dirty |= read;
         if retrained || (dirty && due(last_save)) {
             last_save = Instant::now();
-            match save(&follower, &pipeline) {
+            match save(&follower, &session) {
                 Ok(()) => {
                     if failures > 0 {
                         log::warn!("checkpoint written again after {failures} failed attempt(s)");
                     }
                     failures = 0;
                     dirty = false;
-                    if !outputs.is_empty() {
+                    if session.has_report_files() {
                         // Report files follow the checkpoint (SPEC §8).
-                        let so_far = run_summary(
-                            &pipeline,
-                            start_counts,
-                            &rejects,
-                            trigger.as_ref(),
-                            started,
-                            &follower,
-                        );
-                        outputs.write(&so_far, false)?;
+                        session.write_report_files(&run_summary(&session, started, &follower))?;
                     }
                 }
                 Err(e) if e.is_io() => {
@@ -335,24 +318,12 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 
     if checkpoint.is_none() {
         // Without a checkpoint, the end of the run is the end of the input.
-        pipeline.finish(&mut events);
-        for event in events.drain(..) {
-            outputs.event(&event);
-            reporter.event(&event)?;
-        }
+        session.end_of_input()?;
     }
-    save(&follower, &pipeline).map_err(checkpoint_failure)?;
-    rejects.finish()?;
+    save(&follower, &session).map_err(checkpoint_failure)?;
+    session.close_rejects()?;
 
-    let summary = run_summary(
-        &pipeline,
-        start_counts,
-        &rejects,
-        trigger.as_ref(),
-        started,
-        &follower,
-    );
-    let counts = summary_counts(&pipeline, start_counts);
+    let summary = run_summary(&session, started, &follower);
     if follower.truncations > 0 {
         log::warn!("{} truncation(s) seen", follower.truncations);
     }
@@ -362,12 +333,11 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             follower.lost_bytes
         );
     }
-    super::replay::warn_unseen(&summary, &config);
-    reporter
-        .finish(&summary)
-        .map_err(crate::output::output_failure)?
-        .commit()?;
-    outputs.write(&summary, signals.exit_code().is_some())?;
+    let rejected = session.rejected();
+    // The main report of a watch stopped by a signal is not marked: it
+    // ends as usual and its checkpoint goes on next run. The report files
+    // say that the run was interrupted.
+    let code = session.finish(&summary, config, signals.exit_code().is_some())?;
     if args.once && nothing {
         let e = anyhow::anyhow!(
             "nothing to read: no file matches {} (check the path, or quote a glob)",
@@ -381,49 +351,18 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     // Lines arrived and none was usable: an input error. A run that found
     // nothing new (an empty increment under cron) is not.
-    if counts.records == 0 && rejects.count() > 0 {
-        return Err(super::replay::no_usable_record(
-            &args.paths,
-            rejects.count(),
+    if summary.records == 0 && rejected > 0 {
+        return Err(session::no_usable_record(
+            &session::inputs_name(&args.paths),
+            rejected,
         ));
     }
-    Ok(super::replay::exit_code(
-        &args.run,
-        &config,
-        counts,
-        trigger.as_ref(),
-    ))
-}
-
-/// This run's counts: the pipeline's less what the checkpoint carried in.
-fn summary_counts(pipeline: &Pipeline, start: Counts) -> Counts {
-    let total = pipeline.counts();
-    Counts {
-        records: total.records - start.records,
-        out_of_order: total.out_of_order - start.out_of_order,
-        windows_warning: total.windows_warning.saturating_sub(start.windows_warning),
-        windows_drift: total.windows_drift.saturating_sub(start.windows_drift),
-    }
+    Ok(code)
 }
 
 /// The summary of what this run has read so far.
-fn run_summary(
-    pipeline: &Pipeline,
-    start: Counts,
-    rejects: &Rejects,
-    trigger: Option<&RetrainTrigger>,
-    started: Instant,
-    follower: &Follower,
-) -> crate::report::Summary {
+fn run_summary(session: &Session, started: Instant, follower: &Follower) -> crate::report::Summary {
     let inputs = follower.stats();
     let bytes = inputs.iter().map(|s| s.bytes).sum();
-    summary(
-        pipeline,
-        summary_counts(pipeline, start),
-        rejects.count(),
-        trigger,
-        started.elapsed().as_secs_f64(),
-        bytes,
-        inputs,
-    )
+    session.summary(started.elapsed().as_secs_f64(), bytes, inputs)
 }

@@ -105,13 +105,19 @@ pub struct ReportFiles {
     events: Vec<u8>,
     monitors: Vec<crate::config::Monitor>,
     config_source: String,
-    fail_on_flag: Option<FailOn>,
-    fail_on_config: FailOn,
+    fail_on: FailOn,
+    junit_fail_on: FailOn,
 }
 
 impl ReportFiles {
-    /// `fail_on_flag` is `--fail-on` as given; JUnit fails on drift without it.
-    pub fn new(specs: &[ReportSpec], config: &Config, fail_on_flag: Option<FailOn>) -> ReportFiles {
+    /// `fail_on` says which windows fail the run; `junit_fail_on` which
+    /// fail a JUnit test case (both resolved in [`crate::settings`]).
+    pub fn new(
+        specs: &[ReportSpec],
+        config: &Config,
+        fail_on: FailOn,
+        junit_fail_on: FailOn,
+    ) -> ReportFiles {
         let levels = specs
             .iter()
             .any(|s| s.kind.needs_levels())
@@ -124,8 +130,8 @@ impl ReportFiles {
             events: Vec::new(),
             monitors: config.monitors.clone(),
             config_source: config.source.clone(),
-            fail_on_flag,
-            fail_on_config: config.report.fail_on,
+            fail_on,
+            junit_fail_on,
         }
     }
 
@@ -184,13 +190,10 @@ impl ReportFiles {
         };
         for spec in &self.specs {
             let bytes: Vec<u8> = match spec.kind {
-                Kind::Html => super::html::render(&view(self.fail_on())).into_bytes(),
-                Kind::Markdown => super::markdown::render(&view(self.fail_on())).into_bytes(),
-                Kind::Github => super::github::render(&view(self.fail_on())).into_bytes(),
-                Kind::Junit => {
-                    let fail_on = self.fail_on_flag.unwrap_or(FailOn::Drift);
-                    super::junit::render(&view(fail_on))?.into_bytes()
-                }
+                Kind::Html => super::html::render(&view(self.fail_on)).into_bytes(),
+                Kind::Markdown => super::markdown::render(&view(self.fail_on)).into_bytes(),
+                Kind::Github => super::github::render(&view(self.fail_on)).into_bytes(),
+                Kind::Junit => super::junit::render(&view(self.junit_fail_on))?.into_bytes(),
                 Kind::Jsonl => self.events.clone(),
                 Kind::Json | Kind::Csv | Kind::Table => {
                     let format = match spec.kind {
@@ -226,10 +229,6 @@ impl ReportFiles {
             }
         }
         Ok(())
-    }
-
-    fn fail_on(&self) -> FailOn {
-        self.fail_on_flag.unwrap_or(self.fail_on_config)
     }
 }
 

@@ -37,6 +37,9 @@ pub mod verdict;
 pub use clock::{Clock, ClockMode, FixedClock, SystemClock};
 pub use config::{ConfigError, RetrainConfig};
 pub use fake::{FakeRunner, FakeTrial};
-pub use outcome::{DryRun, FailedRetrain, PlannedTrial, Published, RetrainOutcome, Skip};
+pub use outcome::{
+    DryRun, FailedRetrain, PlannedTrial, Published, RetrainNote, RetrainOutcome, Skip, SkipNote,
+    TrialNote,
+};
 pub use retrainer::Retrainer;
 pub use runner::{Job, ProcessRunner, RunReport, Runner, Termination};

@@ -361,3 +361,53 @@ fn an_earlier_runs_training_group_still_alive_is_ended_by_the_next_retrain() {
     assert!(!staging.exists(), "its staging debris was not cleared");
     assert_eq!(out.json()["windows"][0]["retrain"]["status"], "published");
 }
+
+#[test]
+fn a_training_outcome_kept_in_the_checkpoint_reaches_the_window_closed_next_run() {
+    // The window opens (and retrains) in the first run and closes,
+    // recovered, in the second: its `closed` event still says what the
+    // training came to.
+    let log = crate::accuracy_log(600, |i| if (50..150).contains(&i) { 0.5 } else { 0.9 });
+    let (first, rest) = log.split_at(log.match_indices('\n').nth(99).unwrap().0 + 1);
+    let watch = [
+        "watch",
+        "app.jsonl",
+        "--once",
+        "--state",
+        "st.json",
+        "--from-start",
+        "--config",
+        "c.toml",
+        "--fake-training",
+        "ok=0.9",
+        "--format",
+        "jsonl",
+    ];
+    let out = Mmon::new(&watch)
+        .file("app.jsonl", first)
+        .file("c.toml", sleepy_config(r#"["true"]"#))
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let opened: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(opened["event"], "opened");
+    assert_eq!(
+        opened["retrain"],
+        Value::Null,
+        "the training ends after the event"
+    );
+
+    let dir = out.dir.path();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("app.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, rest.as_bytes()).unwrap();
+    let (code, stdout, stderr) = again(dir, &watch);
+    assert_eq!(code, 0, "{stderr}");
+    let closed: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(closed["event"], "closed", "{stdout}");
+    assert_eq!(closed["end_reason"], "recovered");
+    assert_eq!(closed["retrain"]["status"], "published", "{closed}");
+    assert_eq!(closed["retrain"]["version"], "1.0.1");
+    assert!(dir.join("registry/m/1.0.1").is_dir());
+}

@@ -1,0 +1,318 @@
+//! The run core: one pipeline, its sinks, and how a run ends.
+//!
+//! Every source (replay's files, watch's follower, a message stream) only
+//! produces records; it hands each to a [`Session`], which runs it through
+//! the pipeline and gives the window events to the sinks: the retrain
+//! trigger, the main report, the `--report` files and the rejects file.
+//! Sinks only observe. A training outcome comes back from the trigger as a
+//! note that the session matches to its window by id and puts on the window
+//! when it closes, so the pipeline never learns that a sink exists.
+//!
+//! At the end the session writes the reports and says the exit code, the
+//! same way for every source.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::config::{Config, FailOn};
+use crate::exit_code::{ExitCode, Failure};
+use crate::output::{ReportSink, output_failure};
+use crate::pipeline::{Counts, Pipeline};
+use crate::record::Record;
+use crate::rejects::Rejects;
+use crate::report::files::ReportFiles;
+use crate::report::{self, Reporter, Summary};
+use crate::retrain::{ClockMode, RetrainNote};
+use crate::settings::Settings;
+use crate::source::{BadRecord, FileStats};
+use crate::trigger::RetrainTrigger;
+use crate::window::{Event, EventKind};
+
+/// One run: the pipeline and every sink of its events.
+pub struct Session {
+    pipeline: Pipeline,
+    trigger: Option<RetrainTrigger>,
+    reporter: Reporter<ReportSink>,
+    files: ReportFiles,
+    rejects: Rejects,
+    /// Training outcomes of windows still open, by window id.
+    retrains: BTreeMap<u64, RetrainNote>,
+    events: Vec<Event>,
+    /// The pipeline's counts when the run started (a checkpoint's).
+    start: Counts,
+    /// Whether a training run ended since [`Session::take_retrained`].
+    retrained: bool,
+    fail_on: FailOn,
+}
+
+/// How the main report prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Everything at the end (replay).
+    AtEnd,
+    /// A table prints each event as it happens (watch).
+    Live,
+}
+
+impl Session {
+    /// A session for `settings` continuing `pipeline` (new, or restored
+    /// from a checkpoint with the open windows' `retrains`). Opens the
+    /// report and rejects files, so a folder that cannot be written is
+    /// found before any input is read (exit 4).
+    pub fn new(
+        settings: &Settings,
+        pipeline: Pipeline,
+        retrains: BTreeMap<u64, RetrainNote>,
+        clock: ClockMode,
+        cancel: Arc<AtomicBool>,
+        pace: Pace,
+    ) -> anyhow::Result<Session> {
+        let trigger = if settings.retrain {
+            let mut options = settings.trigger.clone();
+            options.cancel = Some(cancel);
+            Some(RetrainTrigger::new(&settings.config, &options, clock)?)
+        } else {
+            None
+        };
+        let files = ReportFiles::new(
+            &settings.reports,
+            &settings.config,
+            settings.fail_on,
+            settings.junit_fail_on,
+        );
+        let out = ReportSink::open(settings.output.as_deref())?;
+        let mut reporter = Reporter::new(settings.format, out, !settings.quiet);
+        if pace == Pace::Live {
+            reporter = reporter.live();
+        }
+        let rejects = Rejects::new(
+            settings.on_bad_record,
+            settings.rejects.as_deref(),
+            settings.quiet,
+        )?;
+        Ok(Session {
+            start: pipeline.counts(),
+            pipeline,
+            trigger,
+            reporter,
+            files,
+            rejects,
+            retrains,
+            events: Vec::new(),
+            retrained: false,
+            fail_on: settings.fail_on,
+        })
+    }
+
+    /// Runs one record through the pipeline and its events to the sinks.
+    #[inline]
+    pub fn record(&mut self, record: &Record) -> anyhow::Result<()> {
+        self.pipeline.process(record, &mut self.events);
+        self.files.observe(record);
+        if !self.events.is_empty() {
+            self.emit(true)?;
+        }
+        Ok(())
+    }
+
+    /// A record that could not be used: counted, shown, kept in `--rejects`
+    /// (or the end of the run, with `--on-bad-record fail`).
+    pub fn bad(&mut self, bad: &BadRecord) -> anyhow::Result<()> {
+        self.rejects.add(bad)
+    }
+
+    /// The end of the input: every open window closes (`"eof"`). A watch
+    /// with a checkpoint never calls it: its windows go on next run.
+    pub fn end_of_input(&mut self) -> anyhow::Result<()> {
+        self.pipeline.finish(&mut self.events);
+        self.emit(false)
+    }
+
+    fn emit(&mut self, retrain: bool) -> anyhow::Result<()> {
+        let mut events = std::mem::take(&mut self.events);
+        for mut event in events.drain(..) {
+            if retrain && let Some(t) = &mut self.trigger {
+                let before = t.counts();
+                if let Some(note) = t.observe(&event) {
+                    self.retrains.insert(event.window.id, note);
+                }
+                self.retrained |= t.counts() != before;
+            }
+            if event.kind == EventKind::Closed {
+                event.window.retrain = self.retrains.remove(&event.window.id);
+            }
+            self.files.event(&event);
+            self.reporter.event(&event).map_err(output_failure)?;
+        }
+        self.events = events;
+        Ok(())
+    }
+
+    /// Whether a training run was published or failed since the last call
+    /// (watch writes its checkpoint after every one).
+    pub fn take_retrained(&mut self) -> bool {
+        std::mem::take(&mut self.retrained)
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The training outcomes of windows still open, for a checkpoint.
+    pub fn retrains(&self) -> &BTreeMap<u64, RetrainNote> {
+        &self.retrains
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejects.count()
+    }
+
+    /// This run's counts: the pipeline's less what a checkpoint carried in.
+    pub fn counts(&self) -> Counts {
+        let total = self.pipeline.counts();
+        let start = self.start;
+        Counts {
+            records: total.records - start.records,
+            out_of_order: total.out_of_order - start.out_of_order,
+            windows_warning: total.windows_warning.saturating_sub(start.windows_warning),
+            windows_drift: total.windows_drift.saturating_sub(start.windows_drift),
+        }
+    }
+
+    /// The summary of this run so far, which read `bytes` from `inputs`.
+    pub fn summary(&self, elapsed_s: f64, bytes: u64, inputs: Vec<FileStats>) -> Summary {
+        let counts = self.counts();
+        let pipeline = &self.pipeline;
+        Summary {
+            files: inputs.len() as u64,
+            bytes,
+            records: counts.records,
+            rejected: self.rejects.count(),
+            out_of_order: counts.out_of_order,
+            streams: pipeline.streams(),
+            windows: report::WindowCounts {
+                warning: counts.windows_warning,
+                drift: counts.windows_drift,
+            },
+            retrains: self
+                .trigger
+                .as_ref()
+                .map(RetrainTrigger::counts)
+                .unwrap_or_default(),
+            unseen: pipeline.unseen(),
+            versions: pipeline.versions(),
+            elapsed_s,
+            interrupted: None,
+            records_per_s: if elapsed_s > 0.0 {
+                counts.records as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            inputs,
+        }
+    }
+
+    /// Whether any `--report` file is asked for.
+    pub fn has_report_files(&self) -> bool {
+        !self.files.is_empty()
+    }
+
+    /// Rewrites the `--report` files with what is known so far (watch does
+    /// it after each checkpoint).
+    pub fn write_report_files(&self, summary: &Summary) -> anyhow::Result<()> {
+        self.files.write(summary, false)
+    }
+
+    /// Puts the rejects file in place and says how many were not shown.
+    pub fn close_rejects(&mut self) -> anyhow::Result<()> {
+        self.rejects.finish()
+    }
+
+    /// Writes the main report and the `--report` files of the finished run
+    /// (`interrupted` marks the files of a run stopped by a signal), and returns
+    /// the exit code: 1 for a window at the `--fail-on` level, 4 if a
+    /// training failed, whichever is worse. The caller decides first
+    /// whether the run had any input at all.
+    pub fn finish(
+        self,
+        summary: &Summary,
+        config: &Config,
+        interrupted: bool,
+    ) -> anyhow::Result<ExitCode> {
+        warn_unseen(summary, config);
+        let counts = self.counts();
+        self.reporter
+            .finish(summary)
+            .map_err(output_failure)?
+            .commit()?;
+        self.files.write(summary, interrupted)?;
+        let found = match self.fail_on {
+            FailOn::None => false,
+            FailOn::Warning => counts.windows_warning + counts.windows_drift > 0,
+            FailOn::Drift => counts.windows_drift > 0,
+        };
+        let mut code = if found {
+            ExitCode::WindowFound
+        } else {
+            ExitCode::Success
+        };
+        if self
+            .trigger
+            .as_ref()
+            .is_some_and(RetrainTrigger::any_failed)
+        {
+            code = code.worst(ExitCode::Training);
+        }
+        Ok(code)
+    }
+}
+
+/// The input error of a run that read no usable record (exit 3): a CI gate
+/// must not pass on garbage. `input` names what was read.
+pub fn no_usable_record(input: &str, rejected: u64) -> anyhow::Error {
+    let e = if rejected > 0 {
+        let all = if rejected == 1 {
+            "its one record was rejected".to_string()
+        } else {
+            format!("all {rejected} records were rejected")
+        };
+        anyhow::anyhow!("no usable record in {input}: {all} (the first are shown above)")
+    } else {
+        anyhow::anyhow!("no record in {input}: nothing to monitor")
+    };
+    Failure::new(ExitCode::Input, e).into()
+}
+
+/// How a message names the files of a run: the one file, stdin, or a count.
+pub fn inputs_name(files: &[String]) -> String {
+    match files {
+        [one] if one == "-" => "stdin".to_string(),
+        [one] => one.clone(),
+        many => format!("{} files", many.len()),
+    }
+}
+
+/// Warns, once at the end of a run, about what the configuration names and
+/// no record carried: a typo in a metric or field name is never a silent
+/// miss.
+fn warn_unseen(summary: &Summary, config: &Config) {
+    let source = if config.source == crate::config::EMBEDDED {
+        "the embedded default; `mmon init` writes it to a file to edit".to_string()
+    } else {
+        config.source.clone()
+    };
+    for metric in &summary.unseen.metrics {
+        log::warn!(
+            "no record had the monitored metric {metric:?}, so its monitors saw nothing \
+             (check [[monitor]] metric in {source})"
+        );
+    }
+    for field in &summary.unseen.fields {
+        log::warn!(
+            "no record had the model-id field {field:?}, so every record was counted as model \
+             \"default\" (check [input] model_id in {source}; a dotted name such as \
+             \"labels.region\" reads a nested field)"
+        );
+    }
+}
