@@ -1,10 +1,12 @@
-//! Typed, validated access to one TOML table of the configuration.
+//! Typed, validated access to one TOML table of the configuration: the one
+//! reader of `mmon.toml`.
 //!
-//! Every detector reads its parameters through [`Params`], and the config
-//! loader reads its own tables the same way: it fills in defaults, checks
-//! ranges, and remembers which keys it was asked for, so that a key nobody
-//! reads is reported as unknown with its full path (`monitor[1].params.delta`)
-//! instead of being ignored.
+//! The config loader, every detector's `params` and the `[retrain]` tables
+//! are all read through [`Params`]: it fills in defaults, checks ranges, and
+//! remembers which keys it was asked for, so that a key nobody reads is
+//! reported as unknown with its full path (`monitor[1].params.delta`)
+//! instead of being ignored. Its [`ParamError`] knows the key but not the
+//! file; [`crate::config::ConfigError::Key`] adds the file.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,7 +22,19 @@ pub struct ParamError {
     pub message: String,
 }
 
-/// The `params` table of one monitor, with the path used in error messages.
+impl ParamError {
+    /// The configuration error of this key in `file`: the one place a key's
+    /// problem gets its file.
+    pub fn in_file(self, file: &str) -> crate::config::ConfigError {
+        crate::config::ConfigError::Key {
+            file: file.to_string(),
+            error: self,
+        }
+    }
+}
+
+/// One TOML table (a monitor's `params`, `[input]`, `[retrain]`, ...), with
+/// its path for error messages.
 pub struct Params {
     table: toml::Table,
     path: String,
@@ -130,6 +144,31 @@ impl Params {
         }
     }
 
+    /// Any string, empty included; errors show the value as
+    /// [`show`] writes it (the `[retrain]` tables' style).
+    pub fn text(&mut self, key: &str, default: &str) -> Result<String, ParamError> {
+        match self.get(key) {
+            None => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s),
+            Some(v) => Err(self.error(key, format!("expected a string, got {}", show(&v)))),
+        }
+    }
+
+    /// A duration written as text (`"30m"`); `positive` refuses zero.
+    pub fn duration(
+        &mut self,
+        key: &str,
+        default: &str,
+        positive: bool,
+    ) -> Result<Duration, ParamError> {
+        let s = self.text(key, default)?;
+        let d = parse_duration(&s).map_err(|m| self.error(key, m))?;
+        if positive && d.is_zero() {
+            return Err(self.error(key, format!("must be longer than zero, got {s:?}")));
+        }
+        Ok(d)
+    }
+
     /// A string from a closed set of choices.
     pub fn choice(
         &mut self,
@@ -151,6 +190,19 @@ impl Params {
     /// (a count or a duration); the caller validates it.
     pub fn raw(&mut self, key: &str) -> Option<Value> {
         self.get(key)
+    }
+
+    /// Fails on the first key not in `known`, listed in the order given,
+    /// before anything is read: for tables whose keys are all known up
+    /// front, so an unknown key is reported before any other problem.
+    pub fn only(&self, known: &[&str]) -> Result<(), ParamError> {
+        match self.table.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(self.error(
+                k,
+                format!("unknown key; expected one of {}", known.join(", ")),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Fails on the first key that no getter asked for.
@@ -177,4 +229,28 @@ impl Params {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("expected a duration such as \"90s\" or \"15m\", got {s:?} ({e})"))
+}
+
+/// A TOML value as a user would write it, for error messages.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Integer(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Datetime(d) => d.to_string(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Table(t) => {
+            format!(
+                "{{ {} }}",
+                t.iter()
+                    .map(|(k, v)| format!("{k} = {}", show(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
 }
