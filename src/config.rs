@@ -466,6 +466,28 @@ mod tests {
     }
 
     #[test]
+    fn a_retrain_error_names_the_file_once_as_read_alone_or_in_the_file() {
+        let retrain = "command = [\"t\"]\ncomand = 1\n";
+        let alone = RetrainConfig::from_toml(&retrain.parse().unwrap(), "mmon.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err(&format!("{MINIMAL}[retrain]\n{retrain}")), alone);
+        assert!(alone.starts_with(
+            "mmon.toml: retrain.comand: unknown key; expected one of command, workdir,"
+        ));
+        assert_eq!(
+            err(&format!("retrain = 1\n{MINIMAL}")),
+            "mmon.toml: retrain: expected a table, got 1"
+        );
+        let c = Config::parse(
+            &format!("{MINIMAL}[retrain]\ncommand = [\"t\"]\n[retrain.search]\nlr = {{ uniform = [0, 1] }}\n"),
+            "mmon.toml",
+        )
+        .unwrap();
+        assert_eq!(c.retrain.unwrap().search.params.len(), 1);
+    }
+
+    #[test]
     fn a_delimiter_is_one_character_and_tab_can_be_spelt_three_ways() {
         for (text, want) in [
             ("", b','),

@@ -254,3 +254,69 @@ pub fn show(v: &Value) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(text: &str, path: &str) -> Params {
+        Params::new(text.parse().expect("test TOML"), path)
+    }
+
+    #[test]
+    fn finish_names_the_full_path_and_the_keys_asked_for() {
+        let mut p = params("window = 5\nwindw = 1", "monitor[1].params");
+        assert_eq!(p.int("window", 1, |n| n > 0, "must be > 0"), Ok(5));
+        assert_eq!(
+            p.finish(&["threshold"]).unwrap_err().to_string(),
+            "monitor[1].params.windw: unknown key; expected one of threshold, window"
+        );
+    }
+
+    #[test]
+    fn only_reports_an_unknown_key_before_anything_is_read_in_the_order_given() {
+        let p = params("command = 1\ncomand = 1", "retrain");
+        assert_eq!(
+            p.only(&["workdir", "command"]).unwrap_err().to_string(),
+            "retrain.comand: unknown key; expected one of workdir, command"
+        );
+        assert_eq!(params("command = 1", "retrain").only(&["command"]), Ok(()));
+    }
+
+    #[test]
+    fn text_takes_an_empty_string_and_shows_a_wrong_value_as_written() {
+        let mut p = params("a = \"\"\nb = 1.0\nc = [\"x\", 2]", "retrain");
+        assert_eq!(p.text("a", "d"), Ok(String::new()));
+        assert_eq!(p.text("absent", "d"), Ok("d".to_string()));
+        assert_eq!(
+            p.text("b", "").unwrap_err().to_string(),
+            "retrain.b: expected a string, got 1"
+        );
+        assert_eq!(
+            p.text("c", "").unwrap_err().to_string(),
+            "retrain.c: expected a string, got [\"x\", 2]"
+        );
+    }
+
+    #[test]
+    fn a_positive_duration_refuses_zero() {
+        let mut p = params("t = \"0s\"\nu = \"90s\"", "retrain");
+        assert_eq!(
+            p.duration("t", "1s", true).unwrap_err().to_string(),
+            "retrain.t: must be longer than zero, got \"0s\""
+        );
+        assert_eq!(p.duration("t", "1s", false), Ok(Duration::ZERO));
+        assert_eq!(p.duration("u", "1s", true), Ok(Duration::from_secs(90)));
+        assert_eq!(p.duration("v", "15m", true), Ok(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn a_key_error_gets_its_file_in_one_place() {
+        let e = params("", "report").error("merge_gap", "must be >= 0, got -1");
+        assert_eq!(
+            e.in_file("mmon.toml").to_string(),
+            "mmon.toml: report.merge_gap: must be >= 0, got -1"
+        );
+        assert_eq!(params("", "").error("bogus", "x").key, "bogus");
+    }
+}

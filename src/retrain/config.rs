@@ -389,6 +389,26 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_key_is_reported_before_any_other_problem_of_its_table() {
+        assert_eq!(
+            err("command = []\nselect = { golf = 1 }\ncomand = 1"),
+            "mmon.toml: retrain.comand: unknown key; expected one of command, workdir, timeout, cooldown, bump, trials, select, registry, shutdown_grace, keep_failed, search"
+        );
+        assert_eq!(
+            err("command = [\"t\"]\nselect = { golf = 1 }"),
+            "mmon.toml: retrain.select.golf: unknown key; expected one of metric, goal"
+        );
+        assert_eq!(
+            err("command = [\"t\"]\nselect = { metric = \"a\" }"),
+            "mmon.toml: retrain.select.goal: expected \"max\" or \"min\", got nothing"
+        );
+        assert_eq!(
+            err("command = [\"t\"]\nregistry = \"\""),
+            "mmon.toml: retrain.registry: must name a folder"
+        );
+    }
+
+    #[test]
     fn search_params_are_placeholders() {
         let c = load(
             "command = [\"t\", \"{opt}\", \"{new_version}\"]\n[search]\nopt = { choice = [\"a\"] }",
