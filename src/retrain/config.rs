@@ -2,7 +2,8 @@
 //!
 //! Everything is checked at load, before any record is read: types, ranges,
 //! unknown keys, and every `{placeholder}` of the command, so that a typo
-//! fails in milliseconds instead of after an hour of replay. Errors name the
+//! fails in milliseconds instead of after an hour of replay. The tables are
+//! read with the configuration's one reader, [`Params`], so errors name the
 //! file and the full key (`mmon.toml: retrain.search.learning_rate: ...`).
 
 use std::collections::BTreeMap;
