@@ -1,14 +1,20 @@
-//! The validated configuration: `mmon.toml` (or the embedded default) plus
-//! the flags that override it.
+//! The validated configuration file: reads `mmon.toml` (or the embedded
+//! default) and checks every table of it. The flags are not seen here: the
+//! run settings resolve them on top of this [`Config`].
 //!
 //! Everything is checked here, before any input is opened, so a typo in a key
 //! or a detector parameter stops the run with exit code 2 and the key's full
-//! path instead of surprising the user halfway through a long replay.
+//! path instead of surprising the user halfway through a long replay. Every
+//! table, the detectors' `params` and `[retrain]` included, is read with the
+//! one reader in [`table`], and every problem is a [`ConfigError`].
+
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::detect::{self, DetectorConfig, Direction, ParamError, Params};
+use self::table::{ParamError, Params};
+use crate::detect::{self, DetectorConfig, Direction};
 use crate::record::Schema;
 use crate::retrain::RetrainConfig;
 use crate::source::Format;
@@ -23,12 +29,9 @@ pub const EMBEDDED: &str = "<embedded default>";
 /// A configuration that cannot be used, with the file and key to blame.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: {key}: {message}")]
-    Key {
-        file: String,
-        key: String,
-        message: String,
-    },
+    /// A key of the file is missing, malformed or unknown.
+    #[error("{file}: {error}")]
+    Key { file: String, error: ParamError },
     #[error("{file}: {message}")]
     Syntax { file: String, message: String },
     /// The OS error is the source, so `{:#}` prints it once.
@@ -156,31 +159,23 @@ impl Config {
     /// Validates a TOML table (as [`Config::table`] returns it, perhaps
     /// changed since); `file` names it in errors.
     pub fn from_table(table: toml::Table, file: &str) -> Result<Config, ConfigError> {
-        let key_error = |e: ParamError| ConfigError::Key {
-            file: file.to_string(),
-            key: e.key,
-            message: e.message,
-        };
-        let mut top = Params::new(table, "");
-        let input = parse_input(&mut top).map_err(key_error)?;
-        let monitors = parse_monitors(&mut top).map_err(key_error)?;
-        let report = parse_report(&mut top).map_err(key_error)?;
+        Config::read(Params::new(table, ""), file).map_err(|e| e.in_file(file))
+    }
+
+    fn read(mut top: Params, file: &str) -> Result<Config, ParamError> {
+        let input = parse_input(&mut top)?;
+        let monitors = parse_monitors(&mut top)?;
+        let report = parse_report(&mut top)?;
         let retrain = match top.raw("retrain") {
             None => None,
-            Some(toml::Value::Table(t)) => Some(RetrainConfig::from_toml(&t, file).map_err(
-                |e| ConfigError::Key {
-                    file: e.file,
-                    key: e.key,
-                    message: e.message,
-                },
-            )?),
+            Some(toml::Value::Table(t)) => {
+                Some(RetrainConfig::from_params(&mut Params::new(t, "retrain"))?)
+            }
             Some(other) => {
-                return Err(key_error(
-                    top.error("retrain", format!("expected a table, got {other}")),
-                ));
+                return Err(top.error("retrain", format!("expected a table, got {other}")));
             }
         };
-        top.finish(&[]).map_err(key_error)?;
+        top.finish(&[])?;
         Ok(Config {
             source: file.to_string(),
             input,
@@ -468,6 +463,28 @@ mod tests {
             err(&format!("[input]\ndelimiter = \"ab\"\n{MINIMAL}"))
                 .contains("input.delimiter: expected one character")
         );
+    }
+
+    #[test]
+    fn a_retrain_error_names_the_file_once_as_read_alone_or_in_the_file() {
+        let retrain = "command = [\"t\"]\ncomand = 1\n";
+        let alone = RetrainConfig::from_toml(&retrain.parse().unwrap(), "mmon.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err(&format!("{MINIMAL}[retrain]\n{retrain}")), alone);
+        assert!(alone.starts_with(
+            "mmon.toml: retrain.comand: unknown key; expected one of command, workdir,"
+        ));
+        assert_eq!(
+            err(&format!("retrain = 1\n{MINIMAL}")),
+            "mmon.toml: retrain: expected a table, got 1"
+        );
+        let c = Config::parse(
+            &format!("{MINIMAL}[retrain]\ncommand = [\"t\"]\n[retrain.search]\nlr = {{ uniform = [0, 1] }}\n"),
+            "mmon.toml",
+        )
+        .unwrap();
+        assert_eq!(c.retrain.unwrap().search.params.len(), 1);
     }
 
     #[test]

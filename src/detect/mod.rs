@@ -24,7 +24,6 @@ pub mod hddm_a;
 pub mod hddm_w;
 pub mod kswin;
 pub mod page_hinkley;
-pub mod params;
 #[cfg(test)]
 mod parity;
 pub mod reference;
@@ -37,7 +36,7 @@ pub mod threshold;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use params::{ParamError, Params};
+pub use crate::config::table::{ParamError, Params};
 
 /// Why a saved detector state cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +207,7 @@ impl DetectorConfig {
         name: &str,
         direction: Direction,
         params: &mut Params,
-    ) -> Result<Option<DetectorConfig>, params::ParamError> {
+    ) -> Result<Option<DetectorConfig>, ParamError> {
         Ok(Some(match name {
             "decay" => DetectorConfig::Decay(decay::Config::from_params(direction, params)?),
             "threshold" => {

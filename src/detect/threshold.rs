@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::params::parse_duration;
 use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use crate::config::table::parse_duration;
 
 /// Upper bound on the values a time window keeps.
 pub const MAX_TIME_WINDOW_VALUES: usize = 1_000_000;

@@ -2,7 +2,8 @@
 //!
 //! Everything is checked at load, before any record is read: types, ranges,
 //! unknown keys, and every `{placeholder}` of the command, so that a typo
-//! fails in milliseconds instead of after an hour of replay. Errors name the
+//! fails in milliseconds instead of after an hour of replay. The tables are
+//! read with the configuration's one reader, [`Params`], so errors name the
 //! file and the full key (`mmon.toml: retrain.search.learning_rate: ...`).
 
 use std::collections::BTreeMap;
@@ -14,7 +15,8 @@ use toml::Value;
 use super::search::read_search;
 pub use super::search::{ParamSpec, SearchSpace, Strategy};
 use super::template::Template;
-use crate::detect::params::parse_duration;
+use crate::config::ConfigError;
+use crate::config::table::{ParamError, Params, show};
 use crate::registry::version::Bump;
 
 /// Placeholders every command may use besides the search parameters.
@@ -26,16 +28,6 @@ pub const BUILTIN_PLACEHOLDERS: [&str; 6] = [
     "new_version",
     "run_id",
 ];
-
-/// A `[retrain]` setting that is missing, malformed or unknown.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}: {key}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    /// Full key path, e.g. `retrain.search.learning_rate`.
-    pub key: String,
-    pub message: String,
-}
 
 /// Whether a bigger or a smaller selected metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,69 +79,17 @@ pub struct RetrainConfig {
     pub search: SearchSpace,
 }
 
-pub(super) struct Reader<'a> {
-    pub(super) file: &'a str,
-    pub(super) path: String,
-    pub(super) table: &'a toml::Table,
-}
-
-impl<'a> Reader<'a> {
-    pub(super) fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        let key = if key.is_empty() {
-            self.path.clone()
-        } else {
-            format!("{}.{key}", self.path)
-        };
-        ConfigError {
-            file: self.file.to_string(),
-            key,
-            message: message.into(),
-        }
-    }
-
-    pub(super) fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
-        match self.table.get(key) {
-            None => Ok(default.to_string()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(v) => Err(self.err(key, format!("expected a string, got {}", show(v)))),
-        }
-    }
-
-    pub(super) fn duration(
-        &self,
-        key: &str,
-        default: &str,
-        positive: bool,
-    ) -> Result<Duration, ConfigError> {
-        let s = self.string(key, default)?;
-        let d = parse_duration(&s).map_err(|m| self.err(key, m))?;
-        if positive && d.is_zero() {
-            return Err(self.err(key, format!("must be longer than zero, got {s:?}")));
-        }
-        Ok(d)
-    }
-
-    pub(super) fn unknown_keys(&self, known: &[&str]) -> Result<(), ConfigError> {
-        match self.table.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(self.err(
-                k,
-                format!("unknown key; expected one of {}", known.join(", ")),
-            )),
-            None => Ok(()),
-        }
-    }
-}
-
 impl RetrainConfig {
     /// Validates the `[retrain]` table (the value of the top-level `retrain`
     /// key, which holds `search`); `file` names the config file in errors.
     pub fn from_toml(table: &toml::Table, file: &str) -> Result<RetrainConfig, ConfigError> {
-        let r = Reader {
-            file,
-            path: "retrain".into(),
-            table,
-        };
-        r.unknown_keys(&[
+        RetrainConfig::from_params(&mut Params::new(table.clone(), "retrain"))
+            .map_err(|e| e.in_file(file))
+    }
+
+    /// Validates the `[retrain]` table read as `r` (its path is `retrain`).
+    pub fn from_params(r: &mut Params) -> Result<RetrainConfig, ParamError> {
+        r.only(&[
             "command",
             "workdir",
             "timeout",
@@ -162,18 +102,20 @@ impl RetrainConfig {
             "keep_failed",
             "search",
         ])?;
-        let search = match table.get("search") {
+        let search = match r.raw("search") {
             None => SearchSpace {
                 strategy: Strategy::Random,
                 seed: 0,
                 params: BTreeMap::new(),
             },
-            Some(Value::Table(t)) => read_search(file, t)?,
-            Some(v) => return Err(r.err("search", format!("expected a table, got {}", show(v)))),
+            Some(Value::Table(t)) => read_search(Params::new(t, "retrain.search"))?,
+            Some(v) => {
+                return Err(r.error("search", format!("expected a table, got {}", show(&v))));
+            }
         };
-        let command_text = match table.get("command") {
+        let command_text = match r.raw("command") {
             None => {
-                return Err(r.err(
+                return Err(r.error(
                     "command",
                     "missing; expected the training command as an array of strings",
                 ));
@@ -183,21 +125,21 @@ impl RetrainConfig {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(r.err(
+                    other => Err(r.error(
                         &format!("command[{i}]"),
                         format!("expected a string, got {}", show(other)),
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(v) => {
-                return Err(r.err(
+                return Err(r.error(
                     "command",
-                    format!("expected a non-empty array of strings, got {}", show(v)),
+                    format!("expected a non-empty array of strings, got {}", show(&v)),
                 ));
             }
         };
         if command_text[0].trim().is_empty() {
-            return Err(r.err("command[0]", "the program name is empty"));
+            return Err(r.error("command[0]", "the program name is empty"));
         }
         let mut known: Vec<&str> = BUILTIN_PLACEHOLDERS.to_vec();
         known.extend(search.params.keys().map(String::as_str));
@@ -205,69 +147,69 @@ impl RetrainConfig {
         let mut command = Vec::new();
         for (i, arg) in command_text.iter().enumerate() {
             let key = format!("command[{i}]");
-            let t = Template::parse(arg).map_err(|e| r.err(&key, format!("{e} in {arg:?}")))?;
+            let t = Template::parse(arg).map_err(|e| r.error(&key, format!("{e} in {arg:?}")))?;
             if let Some(bad) = t.names().find(|n| !known.contains(n)) {
-                return Err(r.err(
+                return Err(r.error(
                     &key,
                     format!("unknown placeholder {{{bad}}}; known: {}", known.join(", ")),
                 ));
             }
             command.push(t);
         }
-        let bump_text = r.string("bump", "patch")?;
+        let bump_text = r.text("bump", "patch")?;
         let bump = Bump::parse(&bump_text).ok_or_else(|| {
-            r.err(
+            r.error(
                 "bump",
                 format!("expected one of patch | minor | major, got {bump_text:?}"),
             )
         })?;
-        let trials = match table.get("trials") {
+        let trials = match r.raw("trials") {
             None => 1,
-            Some(Value::Integer(n)) if (1..=10_000).contains(n) => *n as u32,
+            Some(Value::Integer(n)) if (1..=10_000).contains(&n) => n as u32,
             Some(v) => {
-                return Err(r.err(
+                return Err(r.error(
                     "trials",
-                    format!("expected an integer from 1 to 10000, got {}", show(v)),
+                    format!("expected an integer from 1 to 10000, got {}", show(&v)),
                 ));
             }
         };
-        let select = match table.get("select") {
+        let select = match r.raw("select") {
             None => None,
-            Some(Value::Table(t)) => Some(read_select(file, t)?),
+            Some(Value::Table(t)) => Some(read_select(Params::new(t, "retrain.select"))?),
             Some(v) => {
-                return Err(r.err(
+                return Err(r.error(
                     "select",
                     format!(
                         "expected {{ metric = \"...\", goal = \"max\" }}, got {}",
-                        show(v)
+                        show(&v)
                     ),
                 ));
             }
         };
         if trials > 1 && select.is_none() {
-            return Err(r.err(
+            return Err(r.error(
                 "trials",
                 format!("{trials} trials need `select` to choose the best one"),
             ));
         }
-        let keep_failed = match table.get("keep_failed") {
+        let keep_failed = match r.raw("keep_failed") {
             None => 20,
-            Some(Value::Integer(n)) if (0..=1_000_000).contains(n) => *n as usize,
+            Some(Value::Integer(n)) if (0..=1_000_000).contains(&n) => n as usize,
             Some(v) => {
-                return Err(r.err(
+                return Err(r.error(
                     "keep_failed",
-                    format!("expected an integer from 0 to 1000000, got {}", show(v)),
+                    format!("expected an integer from 0 to 1000000, got {}", show(&v)),
                 ));
             }
         };
-        let registry = r.string("registry", "registry")?;
+        let registry = r.text("registry", "registry")?;
         if registry.is_empty() {
-            return Err(r.err("registry", "must name a folder"));
+            return Err(r.error("registry", "must name a folder"));
         }
         Ok(RetrainConfig {
             command,
             command_text,
-            workdir: PathBuf::from(r.string("workdir", ".")?),
+            workdir: PathBuf::from(r.text("workdir", ".")?),
             timeout: r.duration("timeout", "30m", true)?,
             cooldown: r.duration("cooldown", "1h", false)?,
             bump,
@@ -292,56 +234,33 @@ impl RetrainConfig {
     }
 }
 
-fn read_select(file: &str, t: &toml::Table) -> Result<Select, ConfigError> {
-    let r = Reader {
-        file,
-        path: "retrain.select".into(),
-        table: t,
-    };
-    r.unknown_keys(&["metric", "goal"])?;
-    let metric = match t.get("metric") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(v) => return Err(r.err("metric", format!("expected a metric name, got {}", show(v)))),
+fn read_select(mut r: Params) -> Result<Select, ParamError> {
+    r.only(&["metric", "goal"])?;
+    let metric = match r.raw("metric") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(v) => {
+            return Err(r.error(
+                "metric",
+                format!("expected a metric name, got {}", show(&v)),
+            ));
+        }
         None => {
-            return Err(r.err(
+            return Err(r.error(
                 "metric",
                 "missing; expected the metrics.json field to select on",
             ));
         }
     };
-    let goal = match t.get("goal").and_then(Value::as_str) {
+    let goal = r.raw("goal");
+    let goal = match goal.as_ref().and_then(Value::as_str) {
         Some("max") => Goal::Max,
         Some("min") => Goal::Min,
         _ => {
-            let got = t.get("goal").map_or("nothing".to_string(), show);
-            return Err(r.err("goal", format!("expected \"max\" or \"min\", got {got}")));
+            let got = goal.as_ref().map_or("nothing".to_string(), show);
+            return Err(r.error("goal", format!("expected \"max\" or \"min\", got {got}")));
         }
     };
     Ok(Select { metric, goal })
-}
-
-/// A TOML value as a user would write it, for error messages.
-pub(super) fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Datetime(d) => d.to_string(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(show).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Table(t) => {
-            format!(
-                "{{ {} }}",
-                t.iter()
-                    .map(|(k, v)| format!("{k} = {}", show(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    }
 }
 
 #[cfg(test)]
@@ -468,6 +387,26 @@ mod tests {
             err("command = [\"t\"]\n[search]\noutput_dir = 1").contains("built-in placeholder")
         );
         assert!(err("command = [\"t\", \"{a\"]").contains("retrain.command[1]: unclosed"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_before_any_other_problem_of_its_table() {
+        assert_eq!(
+            err("command = []\nselect = { golf = 1 }\ncomand = 1"),
+            "mmon.toml: retrain.comand: unknown key; expected one of command, workdir, timeout, cooldown, bump, trials, select, registry, shutdown_grace, keep_failed, search"
+        );
+        assert_eq!(
+            err("command = [\"t\"]\nselect = { golf = 1 }"),
+            "mmon.toml: retrain.select.golf: unknown key; expected one of metric, goal"
+        );
+        assert_eq!(
+            err("command = [\"t\"]\nselect = { metric = \"a\" }"),
+            "mmon.toml: retrain.select.goal: expected \"max\" or \"min\", got nothing"
+        );
+        assert_eq!(
+            err("command = [\"t\"]\nregistry = \"\""),
+            "mmon.toml: retrain.registry: must name a folder"
+        );
     }
 
     #[test]

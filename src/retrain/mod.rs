@@ -35,7 +35,7 @@ pub mod tuner;
 pub mod verdict;
 
 pub use clock::{Clock, ClockMode, FixedClock, SystemClock};
-pub use config::{ConfigError, RetrainConfig};
+pub use config::RetrainConfig;
 pub use fake::{FakeRunner, FakeTrial};
 pub use outcome::{
     DryRun, FailedRetrain, PlannedTrial, Published, RetrainNote, RetrainOutcome, Skip, SkipNote,

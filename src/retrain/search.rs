@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use toml::Value;
 
-use super::config::{BUILTIN_PLACEHOLDERS, ConfigError, Reader, show};
+use super::config::BUILTIN_PLACEHOLDERS;
+use crate::config::table::{ParamError, Params, show};
 
 /// How the tuner proposes parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,39 +39,43 @@ pub struct SearchSpace {
     pub params: BTreeMap<String, ParamSpec>,
 }
 
-pub(super) fn read_search(file: &str, t: &toml::Table) -> Result<SearchSpace, ConfigError> {
-    let r = Reader {
-        file,
-        path: "retrain.search".into(),
-        table: t,
-    };
-    let strategy = match r.string("strategy", "random")?.as_str() {
+pub(super) fn read_search(mut r: Params) -> Result<SearchSpace, ParamError> {
+    let strategy = match r.text("strategy", "random")?.as_str() {
         "random" => Strategy::Random,
         "tpe" => Strategy::Tpe,
-        other => return Err(r.err("strategy", format!("expected random | tpe, got {other:?}"))),
+        other => {
+            return Err(r.error("strategy", format!("expected random | tpe, got {other:?}")));
+        }
     };
-    let seed = match t.get("seed") {
+    let seed = match r.raw("seed") {
         None => 0,
-        Some(Value::Integer(n)) if *n >= 0 => *n as u64,
+        Some(Value::Integer(n)) if n >= 0 => n as u64,
         Some(v) => {
-            return Err(r.err(
+            return Err(r.error(
                 "seed",
-                format!("expected a non-negative integer, got {}", show(v)),
+                format!("expected a non-negative integer, got {}", show(&v)),
             ));
         }
     };
     let mut params = BTreeMap::new();
-    for (name, value) in t.iter().filter(|(k, _)| *k != "strategy" && *k != "seed") {
+    for name in r.keys() {
+        if name == "strategy" || name == "seed" {
+            continue;
+        }
         if BUILTIN_PLACEHOLDERS.contains(&name.as_str()) {
-            return Err(r.err(
-                name,
+            return Err(r.error(
+                &name,
                 "this name is a built-in placeholder; choose another parameter name",
             ));
         }
         if name.is_empty() || name.contains(['{', '}']) {
-            return Err(r.err(name, "a parameter name cannot be empty or hold braces"));
+            return Err(r.error(&name, "a parameter name cannot be empty or hold braces"));
         }
-        params.insert(name.clone(), read_param(&r, name, value)?);
+        let Some(value) = r.raw(&name) else {
+            continue;
+        };
+        let spec = read_param(&r, &name, &value)?;
+        params.insert(name, spec);
     }
     Ok(SearchSpace {
         strategy,
@@ -79,10 +84,10 @@ pub(super) fn read_search(file: &str, t: &toml::Table) -> Result<SearchSpace, Co
     })
 }
 
-fn read_param(r: &Reader, name: &str, value: &Value) -> Result<ParamSpec, ConfigError> {
+fn read_param(r: &Params, name: &str, value: &Value) -> Result<ParamSpec, ParamError> {
     let Value::Table(t) = value else {
         return to_json(value).map(ParamSpec::Constant).ok_or_else(|| {
-            r.err(
+            r.error(
                 name,
                 "a constant must be a string, number, boolean or array",
             )
@@ -90,7 +95,7 @@ fn read_param(r: &Reader, name: &str, value: &Value) -> Result<ParamSpec, Config
     };
     let shape = "expected { log_uniform = [a, b] }, { uniform = [a, b] }, { int = [a, b] }, { choice = [...] } or a constant";
     if t.len() != 1 {
-        return Err(r.err(name, format!("{shape}, got {}", show(value))));
+        return Err(r.error(name, format!("{shape}, got {}", show(value))));
     }
     let (kind, arg) = t.iter().next().expect("one entry");
     let pair = |floats: bool| -> Option<(f64, f64)> {
@@ -107,35 +112,35 @@ fn read_param(r: &Reader, name: &str, value: &Value) -> Result<ParamSpec, Config
     };
     match kind.as_str() {
         "log_uniform" => {
-            let (a, b) = pair(true).ok_or_else(|| r.err(name, format!("log_uniform needs two numbers [low, high], got {}", show(arg))))?;
+            let (a, b) = pair(true).ok_or_else(|| r.error(name, format!("log_uniform needs two numbers [low, high], got {}", show(arg))))?;
             if a <= 0.0 || b <= 0.0 {
-                return Err(r.err(name, format!("log_uniform bounds must be > 0, got {}", show(arg))));
+                return Err(r.error(name, format!("log_uniform bounds must be > 0, got {}", show(arg))));
             }
             if a >= b {
-                return Err(r.err(name, format!("log_uniform needs low < high, got {}", show(arg))));
+                return Err(r.error(name, format!("log_uniform needs low < high, got {}", show(arg))));
             }
             Ok(ParamSpec::LogUniform(a, b))
         }
         "uniform" => {
-            let (a, b) = pair(true).ok_or_else(|| r.err(name, format!("uniform needs two numbers [low, high], got {}", show(arg))))?;
+            let (a, b) = pair(true).ok_or_else(|| r.error(name, format!("uniform needs two numbers [low, high], got {}", show(arg))))?;
             if a >= b {
-                return Err(r.err(name, format!("uniform needs low < high, got {}", show(arg))));
+                return Err(r.error(name, format!("uniform needs low < high, got {}", show(arg))));
             }
             Ok(ParamSpec::Uniform(a, b))
         }
         "int" => match arg.as_array().map(Vec::as_slice) {
             Some([Value::Integer(a), Value::Integer(b)]) if a <= b => Ok(ParamSpec::Int(*a, *b)),
-            _ => Err(r.err(name, format!("int needs two integers [low, high] with low <= high, got {}", show(arg)))),
+            _ => Err(r.error(name, format!("int needs two integers [low, high] with low <= high, got {}", show(arg)))),
         },
         "choice" => match arg.as_array() {
             Some(items) if !items.is_empty() => items
                 .iter()
-                .map(|v| to_json(v).ok_or_else(|| r.err(name, format!("choice values must be strings, numbers, booleans or arrays, got {}", show(v)))))
+                .map(|v| to_json(v).ok_or_else(|| r.error(name, format!("choice values must be strings, numbers, booleans or arrays, got {}", show(v)))))
                 .collect::<Result<Vec<_>, _>>()
                 .map(ParamSpec::Choice),
-            _ => Err(r.err(name, format!("choice needs a non-empty array, got {}", show(arg)))),
+            _ => Err(r.error(name, format!("choice needs a non-empty array, got {}", show(arg)))),
         },
-        _ => Err(r.err(name, format!("{shape}, got {}", show(value)))),
+        _ => Err(r.error(name, format!("{shape}, got {}", show(value)))),
     }
 }
 
