@@ -321,7 +321,7 @@ proptest! {
     /// Whatever a re-signed checkpoint holds, restoring is a refusal or a
     /// detector that runs on without panicking.
     #[test]
-    fn no_tampered_state_panics(which in 0usize..11, n in 0usize..300, picks in proptest::collection::vec(any::<u8>(), 0..200)) {
+    fn no_tampered_state_panics(which in 0..super::NAMES.len(), n in 0usize..300, picks in proptest::collection::vec(any::<u8>(), 0..200)) {
         let c = &all()[which];
         let mut s = saved(c, n);
         mutate(&mut s, &mut picks.into_iter());
