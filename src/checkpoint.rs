@@ -18,9 +18,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::durable::AtomicFile;
+use crate::pipeline::{self, RestoreError};
 
 /// The format name and version written into every checkpoint.
-pub const SCHEMA: &str = "mmon.checkpoint/1";
+///
+/// 2: the pipeline state inside is typed ([`pipeline::State`], format
+/// [`pipeline::STATE_FORMAT`] 3, detector states tagged by name).
+pub const SCHEMA: &str = "mmon.checkpoint/2";
 
 /// What can be wrong with a checkpoint: exit code 5, except that one that
 /// cannot be written ([`CheckpointError::Write`], [`CheckpointError::Io`])
@@ -35,6 +39,10 @@ pub enum CheckpointError {
         "{path}: checkpoint format {found:?} is not supported (expected {SCHEMA:?}); pass --reset-state to start over"
     )]
     Version { path: String, found: String },
+    /// The envelope is current but the pipeline state inside is of another
+    /// [`pipeline::STATE_FORMAT`]; the message says to pass `--reset-state`.
+    #[error("{path}: {error}")]
+    State { path: String, error: RestoreError },
     #[error(
         "{path}: checkpoint was written with a different configuration (monitors or input changed); pass --reset-state to start over"
     )]
@@ -84,12 +92,13 @@ pub struct FileState {
 }
 
 /// The checkpoint's body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Body {
     /// A fingerprint of the configuration that shapes the pipeline.
     pub config: String,
     pub files: Vec<FileState>,
-    pub pipeline: serde_json::Value,
+    /// Checked against the configuration by [`pipeline::Pipeline::restore`].
+    pub pipeline: pipeline::State,
     /// The training outcomes of windows still open, by window id: the
     /// `closed` event of a later run carries them.
     #[serde(default)]
@@ -227,6 +236,7 @@ impl Checkpoint {
         decode(&text).map(Some).map_err(|e| match e {
             Decode::Corrupt(reason) => CheckpointError::Corrupt { path: name, reason },
             Decode::Version(found) => CheckpointError::Version { path: name, found },
+            Decode::State(error) => CheckpointError::State { path: name, error },
         })
     }
 
@@ -262,6 +272,7 @@ impl Checkpoint {
 enum Decode {
     Corrupt(String),
     Version(String),
+    State(RestoreError),
 }
 
 fn encode(body: &Body) -> String {
@@ -295,12 +306,55 @@ fn decode(text: &[u8]) -> Result<Body, Decode> {
     if sha256_hex(envelope.body.to_string().as_bytes()) != envelope.sha256 {
         return Err(Decode::Corrupt("checksum mismatch".into()));
     }
+    let state = envelope
+        .body
+        .get("pipeline")
+        .ok_or_else(|| Decode::Corrupt("no \"pipeline\" in the body".into()))?;
+    pipeline::State::check_format(state).map_err(Decode::State)?;
     serde_json::from_value(envelope.body).map_err(|e| Decode::Corrupt(format!("bad body: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::pipeline::Pipeline;
+    use crate::record::{Position, Record, Values};
+
+    /// A pipeline state holding floats that need every digit (0.1, 1e-300),
+    /// so the checksum is computed over text that parses back the same.
+    fn state() -> pipeline::State {
+        let config = crate::config::Config::parse(
+            "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\nparams = { window = 5, threshold = 0.1 }\n",
+            "t.toml",
+        )
+        .unwrap();
+        let mut p = Pipeline::new(&config);
+        let mut events = Vec::new();
+        for (i, x) in [1.5, 0.1, 1e-300, 0.7].into_iter().enumerate() {
+            let mut values = Values::new();
+            values.push(x);
+            let r = Record {
+                time_ns: i as i64,
+                model: Arc::from("m"),
+                version: None,
+                values,
+                pos: Position {
+                    file: Arc::from("app.jsonl"),
+                    line: i as u64 + 1,
+                    offset: i as u64 * 10,
+                },
+            };
+            p.process(&r, &mut events);
+        }
+        p.save()
+    }
+
+    /// A body as its JSON, to compare (detector states hold floats).
+    fn json(body: Option<Body>) -> serde_json::Value {
+        serde_json::to_value(body).unwrap()
+    }
 
     fn body() -> Body {
         Body {
@@ -318,7 +372,7 @@ mod tests {
                 guard_sha256: sha256_hex(b"0123456789"),
                 size: 12,
             }],
-            pipeline: serde_json::json!({"x": [1.5, 0.1, 1e-300]}),
+            pipeline: state(),
             retrains: Default::default(),
         }
     }
@@ -328,13 +382,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let c = Checkpoint::lock(&path).unwrap();
-        assert_eq!(c.load().unwrap(), None);
+        assert!(c.load().unwrap().is_none());
         let mut b = body();
         c.save(&b).unwrap();
-        assert_eq!(c.load().unwrap(), Some(b.clone()));
+        assert_eq!(json(c.load().unwrap()), json(Some(b.clone())));
+        assert!(json(Some(b.clone())).to_string().contains("1e-300"));
         b.files[0].offset = 20;
         c.save(&b).unwrap();
-        assert_eq!(c.load().unwrap(), Some(b));
+        assert_eq!(json(c.load().unwrap()), json(Some(b)));
         let prev = decode(&fs::read(dir.path().join("state.json.prev")).unwrap()).ok();
         assert_eq!(prev.map(|p| p.files[0].offset), Some(10));
     }
@@ -351,6 +406,8 @@ mod tests {
         ));
         let future = good.replace(SCHEMA, "mmon.checkpoint/9");
         assert!(matches!(decode(future.as_bytes()), Err(Decode::Version(_))));
+        let old = good.replace(SCHEMA, "mmon.checkpoint/1");
+        assert!(matches!(decode(old.as_bytes()), Err(Decode::Version(_))));
         let foreign = br#"{"schema": "other/1"}"#;
         assert!(matches!(decode(foreign), Err(Decode::Corrupt(_))));
         assert!(matches!(

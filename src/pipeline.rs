@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::detect::{Detector, DetectorConfig, Direction, MAX_COUNT, Outcome};
+use crate::detect::{Detector, DetectorConfig, DetectorState, Direction, MAX_COUNT, Outcome};
 use crate::episode::{self, Episode, Segment, Sums};
 use crate::record::Record;
 use crate::window::{
@@ -867,14 +867,19 @@ fn close_open(
 
 /// The version of the saved pipeline's shape inside a checkpoint; a state
 /// of another version is refused (the run says to pass `--reset-state`).
-pub const STATE_FORMAT: u32 = 2;
+///
+/// Bump it with any change to [`State`] or to a detector's saved fields
+/// (3: detector states are tagged with the detector's name).
+pub const STATE_FORMAT: u32 = 3;
 
-/// The saved form of a [`Pipeline`], for checkpoints (SPEC §6).
+/// The saved form of a [`Pipeline`], for checkpoints (SPEC §6): written by
+/// [`Pipeline::save`], read back with [`State::from_json`] and checked
+/// against the configuration by [`Pipeline::restore`].
 ///
 /// File names of the position histories are stored once in `files` and
 /// referred to by index, so a checkpoint stays small.
-#[derive(Serialize, Deserialize)]
-struct Saved {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
     format: u32,
     next_window: u64,
     counts: Counts,
@@ -883,7 +888,7 @@ struct Saved {
     models: Vec<SavedModel>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SavedModel {
     id: Arc<str>,
     last_time: i64,
@@ -896,7 +901,7 @@ struct SavedModel {
     seen: Vec<(Option<Arc<str>>, u64, SavedAt, SavedAt)>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SavedVersion {
     version: Option<Arc<str>>,
     last_record: u64,
@@ -914,9 +919,9 @@ type SavedSeen = (u32, u64, i64);
 /// A model record index and its position.
 type SavedAt = (u64, SavedSeen);
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SavedMonitor {
-    detector: serde_json::Value,
+    detector: DetectorState,
     /// The open window and its id (which the report does not serialise).
     open: Option<(u64, Window)>,
     segment: Segment,
@@ -936,6 +941,26 @@ pub enum RestoreError {
     Shape(String),
 }
 
+impl State {
+    /// Refuses a saved pipeline of another [`STATE_FORMAT`] before its
+    /// shape is read, so that an old checkpoint is named as old (with the
+    /// way out, `--reset-state`) rather than as unreadable.
+    pub fn check_format(state: &serde_json::Value) -> Result<(), RestoreError> {
+        let format = state.get("format").and_then(serde_json::Value::as_u64);
+        if format == Some(u64::from(STATE_FORMAT)) {
+            return Ok(());
+        }
+        let found = format.map_or_else(|| "1 (no format field)".into(), |f| f.to_string());
+        Err(RestoreError::Format { found })
+    }
+
+    /// Reads a saved pipeline: [`State::check_format`], then its shape.
+    pub fn from_json(state: serde_json::Value) -> Result<State, RestoreError> {
+        State::check_format(&state)?;
+        Ok(serde_json::from_value(state)?)
+    }
+}
+
 fn shape(message: String) -> RestoreError {
     RestoreError::Shape(message)
 }
@@ -947,7 +972,7 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), RestoreError> {
 impl Pipeline {
     /// The whole state: every stream's position and history, every
     /// detector, every open window, the window counter and the counts.
-    pub fn save(&self) -> serde_json::Value {
+    pub fn save(&self) -> State {
         // Only the names the histories still refer to, renumbered.
         let mut files: Vec<Arc<str>> = Vec::new();
         let mut file_index: HashMap<u32, u32> = HashMap::new();
@@ -1005,25 +1030,23 @@ impl Pipeline {
                 seen,
             });
         }
-        let saved = Saved {
+        State {
             format: STATE_FORMAT,
             next_window: self.next_window,
             counts: self.counts,
             retired_streams: self.retired_streams,
             files,
             models,
-        };
-        serde_json::to_value(&saved).unwrap_or(serde_json::Value::Null)
+        }
     }
 
     /// A pipeline for `config` continuing from a state written by [`Pipeline::save`].
-    pub fn restore(config: &Config, state: serde_json::Value) -> Result<Pipeline, RestoreError> {
-        let format = state.get("format").and_then(serde_json::Value::as_u64);
-        if format != Some(u64::from(STATE_FORMAT)) {
-            let found = format.map_or_else(|| "1 (no format field)".into(), |f| f.to_string());
-            return Err(RestoreError::Format { found });
+    pub fn restore(config: &Config, saved: State) -> Result<Pipeline, RestoreError> {
+        if saved.format != STATE_FORMAT {
+            return Err(RestoreError::Format {
+                found: saved.format.to_string(),
+            });
         }
-        let saved: Saved = serde_json::from_value(state)?;
         let mut p = Pipeline::new(config);
         let c = saved.counts;
         check(
@@ -1367,7 +1390,8 @@ mod tests {
                 first.process(r, &mut events);
             }
             let text = serde_json::to_string(&first.save()).unwrap();
-            let mut second = Pipeline::restore(&cfg, serde_json::from_str(&text).unwrap()).unwrap();
+            let state = State::from_json(serde_json::from_str(&text).unwrap()).unwrap();
+            let mut second = Pipeline::restore(&cfg, state).unwrap();
             for r in &recs[cut..] {
                 second.process(r, &mut events);
             }
@@ -1384,11 +1408,54 @@ mod tests {
     #[test]
     fn a_state_of_the_older_format_is_refused_with_the_way_out() {
         let cfg = config("");
-        let mut state = Pipeline::new(&cfg).save();
+        let mut state = serde_json::to_value(Pipeline::new(&cfg).save()).unwrap();
         state.as_object_mut().unwrap().remove("format");
-        let e = Pipeline::restore(&cfg, state).err().unwrap();
+        let e = State::from_json(state.clone()).err().unwrap();
         assert!(matches!(e, RestoreError::Format { .. }));
         assert!(e.to_string().contains("--reset-state"), "{e}");
+        // Format 2 held detector states untagged: named as old, not unreadable.
+        state["format"] = 2.into();
+        let e = State::from_json(state).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "pipeline state format 2 is not this mmon's (3); pass --reset-state to start over"
+        );
+    }
+
+    #[test]
+    fn a_typed_state_of_another_format_is_refused_too() {
+        let cfg = config("");
+        let mut state = Pipeline::new(&cfg).save();
+        state.format = 2;
+        let e = Pipeline::restore(&cfg, state).err().unwrap();
+        assert!(matches!(e, RestoreError::Format { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_detector_state_of_another_detector_is_refused_naming_both() {
+        let cfg = config("");
+        let mut s = saved_with_an_open_window(&cfg);
+        assert_eq!(cfg.monitors[0].detector.name(), "decay");
+        let adwin = crate::detect::DetectorConfig::from_params(
+            "adwin",
+            Direction::Both,
+            &mut crate::detect::Params::new(toml::Table::new(), "monitor[0].params"),
+        )
+        .unwrap()
+        .unwrap();
+        s["models"][0]["versions"][0]["monitors"][0]["detector"] =
+            serde_json::to_value(adwin.build().save()).unwrap();
+        let e = State::from_json(s)
+            .and_then(|s| Pipeline::restore(&cfg, s))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("monitor[0] (decay on accuracy)")
+                && e.contains("\"adwin\"")
+                && e.contains("\"decay\""),
+            "{e}"
+        );
     }
 
     /// A pipeline with one open drift window, saved.
@@ -1401,11 +1468,15 @@ mod tests {
             p.process(r, &mut events);
         }
         assert_eq!(p.counts().windows_drift, 1);
-        p.save()
+        serde_json::to_value(p.save()).unwrap()
+    }
+
+    fn restore(cfg: &Config, state: serde_json::Value) -> Result<Pipeline, RestoreError> {
+        Pipeline::restore(cfg, State::from_json(state)?)
     }
 
     fn refused(cfg: &Config, state: serde_json::Value, why: &str) {
-        match Pipeline::restore(cfg, state) {
+        match restore(cfg, state) {
             Ok(_) => panic!("{why}: restored"),
             Err(e) => assert!(e.to_string().contains("does not fit"), "{why}: {e}"),
         }
@@ -1415,7 +1486,7 @@ mod tests {
     fn a_restored_state_that_does_not_fit_is_refused_instead_of_overflowing_later() {
         let cfg = config("[report]\nmerge_gap = 100\n");
         let good = saved_with_an_open_window(&cfg);
-        Pipeline::restore(&cfg, good.clone()).unwrap();
+        restore(&cfg, good.clone()).unwrap();
 
         let mut s = good.clone();
         s["models"][0]["versions"][0]["monitors"][0]["open"][1]["end"]["index"] = 1000.into();
@@ -1445,7 +1516,8 @@ mod tests {
         refused(&cfg, s, "a model saved twice");
 
         let mut s = good;
-        s["models"][0]["versions"][0]["monitors"][0]["detector"]["reference_count"] = 99.into();
+        s["models"][0]["versions"][0]["monitors"][0]["detector"]["decay"]["reference_count"] =
+            99.into();
         refused(&cfg, s, "a detector state beyond its window");
     }
 

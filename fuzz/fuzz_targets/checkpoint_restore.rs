@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mmon::pipeline::Pipeline;
+use mmon::pipeline::{Pipeline, State};
 use mmon::source::Format;
 
 #[path = "common.rs"]
@@ -14,6 +14,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let config = common::config();
+    let Ok(state) = State::from_json(state) else {
+        return;
+    };
     if let Ok(mut pipeline) = Pipeline::restore(&config, state) {
         for _ in 0..20 {
             common::feed(&config, &mut pipeline, Format::Jsonl, common::RECORDS);

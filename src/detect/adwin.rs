@@ -101,7 +101,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Change, Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -716,8 +716,8 @@ impl Detector for Adwin {
         }
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 
@@ -834,7 +834,7 @@ mod tests {
         for i in 0..100 {
             d.update(f64::from(i % 7), 0);
         }
-        let saved = d.save();
+        let saved = serde_json::to_value(&d).unwrap();
         assert!(serde_json::from_value::<Adwin>(saved.clone()).is_ok());
         let old = saved.to_string().replace("\"since_check\"", "\"tick\"");
         assert_ne!(old, saved.to_string());

@@ -212,7 +212,7 @@ pub(crate) mod parity {
     }
 
     /// Outcomes of a stream with a save/restore round trip before update `cut`.
-    pub fn outcomes_with_cut<D: Detector + serde::de::DeserializeOwned>(
+    pub fn outcomes_with_cut<D: Detector + serde::Serialize + serde::de::DeserializeOwned>(
         mut detector: D,
         values: &[f64],
         cut: usize,
@@ -220,8 +220,7 @@ pub(crate) mod parity {
         let mut out = Vec::new();
         for (i, &x) in values.iter().enumerate() {
             if i == cut {
-                let state = detector.save();
-                let text = serde_json::to_string(&state).unwrap();
+                let text = serde_json::to_string(&detector).unwrap();
                 detector = serde_json::from_str(&text).unwrap();
             }
             let o = detector.update(x, 0);

@@ -29,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::binary;
-use super::{Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -170,8 +170,8 @@ impl Detector for Ddm {
         })
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Change, Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 /// Slack for floating-point rounding in the threshold comparison.
 const EPSILON: f64 = 1e-9;
@@ -129,8 +129,8 @@ impl Detector for Decay {
         Outcome::Drift(change)
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 
@@ -218,7 +218,7 @@ mod tests {
         let mut got = Vec::new();
         for (i, &x) in values.iter().enumerate() {
             if i == 137 {
-                let state = d.save();
+                let state = serde_json::to_value(&d).unwrap();
                 d = serde_json::from_value(state).unwrap();
             }
             if let Outcome::Drift(c) = d.update(x, 0) {

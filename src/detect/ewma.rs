@@ -27,7 +27,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::reference::{Learning, Reference, Run, Warmup};
-use super::{Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -130,8 +130,8 @@ impl Detector for Ewma {
         Outcome::Drift(change)
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 
@@ -295,7 +295,7 @@ mod tests {
                 let mut out = Vec::new();
                 for (i, &x) in values.iter().enumerate() {
                     if i == cut {
-                        let text = serde_json::to_string(&d.save()).unwrap();
+                        let text = serde_json::to_string(&d).unwrap();
                         d = serde_json::from_str(&text).unwrap();
                     }
                     out.push(d.update(x, 0));

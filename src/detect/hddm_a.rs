@@ -26,7 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::binary;
-use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Change, Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -196,8 +196,8 @@ impl Detector for HddmA {
         })
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 

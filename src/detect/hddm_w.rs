@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::binary;
 use super::hddm_a::confidences;
-use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Change, Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -246,8 +246,8 @@ impl Detector for HddmW {
         })
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 

@@ -39,7 +39,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Change, Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 /// scipy switches from the exact p-value to an asymptotic one above this.
 const MAX_EXACT_STAT_SIZE: i64 = 10_000;
@@ -306,8 +306,8 @@ impl Detector for Kswin {
         }
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 

@@ -33,7 +33,6 @@ mod restore_tests;
 pub(crate) mod synthetic;
 pub mod threshold;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::table::{ParamError, Params};
@@ -41,8 +40,13 @@ pub use crate::config::table::{ParamError, Params};
 /// Why a saved detector state cannot be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("does not parse: {0}")]
-    Parse(#[from] serde_json::Error),
+    /// The checkpoint holds the state of another detector than the one
+    /// configured for this monitor.
+    #[error("the saved state is of detector {saved:?}, the configuration's is {configured:?}")]
+    Mismatch {
+        configured: &'static str,
+        saved: &'static str,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -69,7 +73,7 @@ pub(crate) fn check_count(name: &str, n: u64) -> Result<(), StateError> {
 
 /// A detector state read from a checkpoint (SPEC §6): the checkpoint
 /// carries state, the configuration carries truth.
-pub(crate) trait Restore: Detector + DeserializeOwned + 'static {
+pub(crate) trait Restore: Detector + Sized + 'static {
     type Config;
 
     /// Replaces the saved parameters with `config`'s, recomputes what is
@@ -79,11 +83,7 @@ pub(crate) trait Restore: Detector + DeserializeOwned + 'static {
     fn adopt(&mut self, config: &Self::Config) -> Result<(), StateError>;
 }
 
-fn restore_as<D: Restore>(
-    config: &D::Config,
-    state: serde_json::Value,
-) -> Result<Box<dyn Detector>, StateError> {
-    let mut d: D = serde_json::from_value(state)?;
+fn restore_as<D: Restore>(config: &D::Config, mut d: D) -> Result<Box<dyn Detector>, StateError> {
     d.adopt(config)?;
     Ok(Box::new(d))
 }
@@ -158,92 +158,126 @@ pub trait Detector: Send {
     fn update(&mut self, x: f64, time_ns: i64) -> Outcome;
 
     /// The whole state, for a checkpoint.
-    fn save(&self) -> serde_json::Value;
+    fn save(&self) -> DetectorState;
 }
 
-/// Serialises a detector's state; the detectors' states hold only plain
-/// numbers and vectors, so this cannot fail except on a non-finite float,
-/// which serde_json writes as `null` rather than failing.
-pub fn save_state<T: Serialize>(state: &T) -> serde_json::Value {
-    serde_json::to_value(state).unwrap_or(serde_json::Value::Null)
+/// Declares every detector once: its name in `monitor[].detector`, its
+/// variant, its validated configuration and its state (the detector struct,
+/// which serialises whole).
+///
+/// From this one table come [`DetectorConfig`], [`DetectorState`],
+/// [`NAMES`] (in this order, which the config errors list) and every
+/// by-name dispatch; adding a detector is a line here plus its module.
+macro_rules! detectors {
+    ($($name:literal => $variant:ident($config:ty, $detector:ty),)+) => {
+        /// The validated configuration of one monitor's detector, by name.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum DetectorConfig {
+            $($variant($config),)+
+        }
+
+        /// One detector's whole state, as a checkpoint holds it (SPEC §6):
+        /// tagged with the detector's name, so a state is only ever read
+        /// back as the detector that wrote it.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        pub enum DetectorState {
+            $(#[serde(rename = $name)] $variant($detector),)+
+        }
+
+        /// The detector names accepted in `monitor[].detector`.
+        pub const NAMES: &[&str] = &[$($name,)+];
+
+        $(impl From<$detector> for DetectorState {
+            fn from(d: $detector) -> DetectorState {
+                DetectorState::$variant(d)
+            }
+        })+
+
+        impl DetectorState {
+            /// The name of the detector this state is of.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(DetectorState::$variant(_) => $name,)+
+                }
+            }
+        }
+
+        impl DetectorConfig {
+            /// Validates `params` for the detector called `name`.
+            ///
+            /// Returns `Ok(None)` for an unknown name so the caller can name the key.
+            pub fn from_params(
+                name: &str,
+                direction: Direction,
+                params: &mut Params,
+            ) -> Result<Option<DetectorConfig>, ParamError> {
+                Ok(Some(match name {
+                    $($name => DetectorConfig::$variant(<$config>::from_params(direction, params)?),)+
+                    _ => return Ok(None),
+                }))
+            }
+
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(DetectorConfig::$variant(_) => $name,)+
+                }
+            }
+
+            /// Every parameter with its value, defaults included, as the report shows it.
+            pub fn params_json(&self) -> serde_json::Value {
+                // The configurations hold only plain numbers, strings and
+                // options, so serialising cannot fail.
+                let mut value = match self {
+                    $(DetectorConfig::$variant(c) => {
+                        serde_json::to_value(c).unwrap_or(serde_json::Value::Null)
+                    })+
+                };
+                // The direction is the monitor's, shown next to the detector.
+                if let Some(map) = value.as_object_mut() {
+                    map.remove("direction");
+                }
+                value
+            }
+
+            /// A fresh detector instance for a new stream (or after a version reset).
+            pub fn build(&self) -> Box<dyn Detector> {
+                match self {
+                    $(DetectorConfig::$variant(c) => Box::new(<$detector>::new(c.clone())),)+
+                }
+            }
+
+            /// A detector instance from a state written by [`Detector::save`],
+            /// checked against this configuration: a state of another detector
+            /// is [`StateError::Mismatch`], one this configuration cannot be in
+            /// [`StateError::Invalid`].
+            pub fn restore(&self, state: DetectorState) -> Result<Box<dyn Detector>, StateError> {
+                match (self, state) {
+                    $((DetectorConfig::$variant(c), DetectorState::$variant(d)) => restore_as(c, d),)+
+                    (c, s) => Err(StateError::Mismatch {
+                        configured: c.name(),
+                        saved: s.name(),
+                    }),
+                }
+            }
+        }
+    };
 }
 
-/// The validated configuration of one monitor's detector, by name.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DetectorConfig {
-    Decay(decay::Config),
-    Threshold(threshold::Config),
-    Adwin(adwin::Config),
-    PageHinkley(page_hinkley::Config),
-    Kswin(kswin::Config),
-    Ddm(ddm::Config),
-    Eddm(eddm::Config),
-    HddmA(hddm_a::Config),
-    HddmW(hddm_w::Config),
-    Cusum(cusum::Config),
-    Ewma(ewma::Config),
+detectors! {
+    "decay" => Decay(decay::Config, decay::Decay),
+    "threshold" => Threshold(threshold::Config, threshold::Threshold),
+    "adwin" => Adwin(adwin::Config, adwin::Adwin),
+    "page-hinkley" => PageHinkley(page_hinkley::Config, page_hinkley::PageHinkley),
+    "kswin" => Kswin(kswin::Config, kswin::Kswin),
+    "ddm" => Ddm(ddm::Config, ddm::Ddm),
+    "eddm" => Eddm(eddm::Config, eddm::Eddm),
+    "hddm-a" => HddmA(hddm_a::Config, hddm_a::HddmA),
+    "hddm-w" => HddmW(hddm_w::Config, hddm_w::HddmW),
+    "cusum" => Cusum(cusum::Config, cusum::Cusum),
+    "ewma" => Ewma(ewma::Config, ewma::Ewma),
 }
-
-/// The detector names accepted in `monitor[].detector`.
-pub const NAMES: &[&str] = &[
-    "decay",
-    "threshold",
-    "adwin",
-    "page-hinkley",
-    "kswin",
-    "ddm",
-    "eddm",
-    "hddm-a",
-    "hddm-w",
-    "cusum",
-    "ewma",
-];
 
 impl DetectorConfig {
-    /// Validates `params` for the detector called `name`.
-    ///
-    /// Returns `Ok(None)` for an unknown name so the caller can name the key.
-    pub fn from_params(
-        name: &str,
-        direction: Direction,
-        params: &mut Params,
-    ) -> Result<Option<DetectorConfig>, ParamError> {
-        Ok(Some(match name {
-            "decay" => DetectorConfig::Decay(decay::Config::from_params(direction, params)?),
-            "threshold" => {
-                DetectorConfig::Threshold(threshold::Config::from_params(direction, params)?)
-            }
-            "adwin" => DetectorConfig::Adwin(adwin::Config::from_params(direction, params)?),
-            "page-hinkley" => {
-                DetectorConfig::PageHinkley(page_hinkley::Config::from_params(direction, params)?)
-            }
-            "kswin" => DetectorConfig::Kswin(kswin::Config::from_params(direction, params)?),
-            "ddm" => DetectorConfig::Ddm(ddm::Config::from_params(direction, params)?),
-            "eddm" => DetectorConfig::Eddm(eddm::Config::from_params(direction, params)?),
-            "hddm-a" => DetectorConfig::HddmA(hddm_a::Config::from_params(direction, params)?),
-            "hddm-w" => DetectorConfig::HddmW(hddm_w::Config::from_params(direction, params)?),
-            "cusum" => DetectorConfig::Cusum(cusum::Config::from_params(direction, params)?),
-            "ewma" => DetectorConfig::Ewma(ewma::Config::from_params(direction, params)?),
-            _ => return Ok(None),
-        }))
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            DetectorConfig::Decay(_) => "decay",
-            DetectorConfig::Threshold(_) => "threshold",
-            DetectorConfig::Adwin(_) => "adwin",
-            DetectorConfig::PageHinkley(_) => "page-hinkley",
-            DetectorConfig::Kswin(_) => "kswin",
-            DetectorConfig::Ddm(_) => "ddm",
-            DetectorConfig::Eddm(_) => "eddm",
-            DetectorConfig::HddmA(_) => "hddm-a",
-            DetectorConfig::HddmW(_) => "hddm-w",
-            DetectorConfig::Cusum(_) => "cusum",
-            DetectorConfig::Ewma(_) => "ewma",
-        }
-    }
-
     /// Whether the detector sees `ln x` (`log = true`), so its stream's
     /// levels are geometric means.
     pub fn log_values(&self) -> bool {
@@ -251,63 +285,6 @@ impl DetectorConfig {
             DetectorConfig::Cusum(c) => c.log,
             DetectorConfig::Ewma(c) => c.log,
             _ => false,
-        }
-    }
-
-    /// Every parameter with its value, defaults included, as the report shows it.
-    pub fn params_json(&self) -> serde_json::Value {
-        let mut value = match self {
-            DetectorConfig::Decay(c) => save_state(c),
-            DetectorConfig::Threshold(c) => save_state(c),
-            DetectorConfig::Adwin(c) => save_state(c),
-            DetectorConfig::PageHinkley(c) => save_state(c),
-            DetectorConfig::Kswin(c) => save_state(c),
-            DetectorConfig::Ddm(c) => save_state(c),
-            DetectorConfig::Eddm(c) => save_state(c),
-            DetectorConfig::HddmA(c) => save_state(c),
-            DetectorConfig::HddmW(c) => save_state(c),
-            DetectorConfig::Cusum(c) => save_state(c),
-            DetectorConfig::Ewma(c) => save_state(c),
-        };
-        // The direction is the monitor's, shown next to the detector.
-        if let Some(map) = value.as_object_mut() {
-            map.remove("direction");
-        }
-        value
-    }
-
-    /// A fresh detector instance for a new stream (or after a version reset).
-    pub fn build(&self) -> Box<dyn Detector> {
-        match self {
-            DetectorConfig::Decay(c) => Box::new(decay::Decay::new(c.clone())),
-            DetectorConfig::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
-            DetectorConfig::Adwin(c) => Box::new(adwin::Adwin::new(c.clone())),
-            DetectorConfig::PageHinkley(c) => Box::new(page_hinkley::PageHinkley::new(c.clone())),
-            DetectorConfig::Kswin(c) => Box::new(kswin::Kswin::new(c.clone())),
-            DetectorConfig::Ddm(c) => Box::new(ddm::Ddm::new(c.clone())),
-            DetectorConfig::Eddm(c) => Box::new(eddm::Eddm::new(c.clone())),
-            DetectorConfig::HddmA(c) => Box::new(hddm_a::HddmA::new(c.clone())),
-            DetectorConfig::HddmW(c) => Box::new(hddm_w::HddmW::new(c.clone())),
-            DetectorConfig::Cusum(c) => Box::new(cusum::Cusum::new(c.clone())),
-            DetectorConfig::Ewma(c) => Box::new(ewma::Ewma::new(c.clone())),
-        }
-    }
-
-    /// A detector instance from a state written by [`Detector::save`],
-    /// checked against this configuration.
-    pub fn restore(&self, state: serde_json::Value) -> Result<Box<dyn Detector>, StateError> {
-        match self {
-            DetectorConfig::Decay(c) => restore_as::<decay::Decay>(c, state),
-            DetectorConfig::Threshold(c) => restore_as::<threshold::Threshold>(c, state),
-            DetectorConfig::Adwin(c) => restore_as::<adwin::Adwin>(c, state),
-            DetectorConfig::PageHinkley(c) => restore_as::<page_hinkley::PageHinkley>(c, state),
-            DetectorConfig::Kswin(c) => restore_as::<kswin::Kswin>(c, state),
-            DetectorConfig::Ddm(c) => restore_as::<ddm::Ddm>(c, state),
-            DetectorConfig::Eddm(c) => restore_as::<eddm::Eddm>(c, state),
-            DetectorConfig::HddmA(c) => restore_as::<hddm_a::HddmA>(c, state),
-            DetectorConfig::HddmW(c) => restore_as::<hddm_w::HddmW>(c, state),
-            DetectorConfig::Cusum(c) => restore_as::<cusum::Cusum>(c, state),
-            DetectorConfig::Ewma(c) => restore_as::<ewma::Ewma>(c, state),
         }
     }
 }

@@ -33,7 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Change, Detector, DetectorState, Direction, Outcome, ParamError, Params};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -252,8 +252,8 @@ impl Detector for PageHinkley {
         Outcome::Drift(change)
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde::Deserialize;
 
-use super::{Change, Detector, DetectorConfig, Outcome, Params};
+use super::{Change, Detector, DetectorConfig, DetectorState, Outcome, Params};
 
 /// One `fixtures/parity/*.json` file.
 #[derive(Debug, Deserialize)]
@@ -111,7 +111,7 @@ pub fn whole_and_resumed(
     let mut first = config.build();
     let mut resumed = outcomes(first.as_mut(), &values[..cut], 0);
     let text = serde_json::to_string(&first.save()).expect("state serialises");
-    let state: serde_json::Value = serde_json::from_str(&text).expect("state parses");
+    let state: DetectorState = serde_json::from_str(&text).expect("state parses");
     let mut second = config.restore(state).expect("state restores");
     resumed.extend(outcomes(second.as_mut(), &values[cut..], cut));
     (whole, resumed)

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Detector, DetectorConfig, Direction, Params};
+use super::{Detector, DetectorConfig, DetectorState, Direction, Params, StateError};
 
 /// A detector configured as `monitor[0]` of mmon.toml would be.
 fn config(name: &str, params: &str) -> DetectorConfig {
@@ -50,12 +50,29 @@ fn values(n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// A detector's saved fields as the checkpoint holds them under its name.
+fn fields(state: DetectorState) -> Value {
+    let name = state.name();
+    let mut tagged = serde_json::to_value(state).unwrap();
+    assert!(tagged.get(name).is_some(), "no {name} tag in {tagged}");
+    tagged[name].take()
+}
+
+/// The fields of `c`'s detector after `n` [`values`].
 fn saved(c: &DetectorConfig, n: usize) -> Value {
     let mut d = c.build();
     for (i, x) in values(n).into_iter().enumerate() {
         d.update(x, i as i64 * 1_000_000_000);
     }
-    d.save()
+    fields(d.save())
+}
+
+/// Reads `fields` as a checkpoint would, tagged with `c`'s name, and
+/// restores them: a state that does not parse is refused as well.
+fn restore(c: &DetectorConfig, fields: Value) -> Result<Box<dyn Detector>, String> {
+    let state: DetectorState =
+        serde_json::from_value(json!({ c.name(): fields })).map_err(|e| e.to_string())?;
+    c.restore(state).map_err(|e| e.to_string())
 }
 
 /// Runs a restored detector on, so an inconsistency that slipped through
@@ -74,9 +91,9 @@ fn set(state: &mut Value, pointer: &str, to: Value) {
 }
 
 fn refused(c: &DetectorConfig, state: Value, why: &str) {
-    match c.restore(state) {
+    match restore(c, state) {
         Ok(_) => panic!("{}: {why}: restored", c.name()),
-        Err(e) => assert!(!e.to_string().is_empty()),
+        Err(e) => assert!(!e.is_empty()),
     }
 }
 
@@ -84,10 +101,48 @@ fn refused(c: &DetectorConfig, state: Value, why: &str) {
 fn a_legitimate_state_restores_and_goes_on() {
     for c in all() {
         for n in [0, 1, 17, 250] {
-            let mut d = c
-                .restore(saved(&c, n))
-                .unwrap_or_else(|e| panic!("{}: {e}", c.name()));
+            let mut d = restore(&c, saved(&c, n)).unwrap_or_else(|e| panic!("{}: {e}", c.name()));
             run_on(&mut d);
+        }
+    }
+}
+
+#[test]
+fn every_detector_saves_under_its_configured_name() {
+    for c in all() {
+        let state = c.build().save();
+        assert_eq!(state.name(), c.name());
+        let tagged = serde_json::to_value(&state).unwrap();
+        let keys: Vec<&String> = tagged.as_object().unwrap().keys().collect();
+        assert_eq!(keys, [c.name()]);
+    }
+    let names: Vec<&str> = all().iter().map(DetectorConfig::name).collect();
+    assert_eq!(names, super::NAMES);
+}
+
+#[test]
+fn a_state_of_another_detector_is_refused_naming_both_instead_of_panicking() {
+    let configs = all();
+    for c in &configs {
+        for other in &configs {
+            let state = other.build().save();
+            let result = c.restore(state);
+            if c.name() == other.name() {
+                assert!(result.is_ok(), "{}", c.name());
+                continue;
+            }
+            match result {
+                Err(e @ StateError::Mismatch { .. }) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains(&format!("{:?}", c.name()))
+                            && text.contains(&format!("{:?}", other.name())),
+                        "{text}"
+                    );
+                }
+                Err(e) => panic!("{} from {}: {e}", c.name(), other.name()),
+                Ok(_) => panic!("{} restored from {}", c.name(), other.name()),
+            }
         }
     }
 }
@@ -124,9 +179,9 @@ fn kswin_takes_its_sizes_from_the_configuration_not_the_checkpoint() {
     // Once "capacity overflow": stat_size > window_size in the saved config.
     set(&mut s, "/config/stat_size", json!(200));
     set(&mut s, "/config/window_size", json!(100));
-    let mut d = c.restore(s).unwrap();
+    let mut d = restore(&c, s).unwrap();
     run_on(&mut d);
-    let saved_config = d.save()["config"].clone();
+    let saved_config = fields(d.save())["config"].clone();
     assert_eq!(saved_config["stat_size"], 10);
     let mut s = saved(&c, 100);
     set(&mut s, "/window", json!(vec![0.5; 41]));
@@ -198,9 +253,9 @@ fn hddm_w_with_a_count_at_the_limit_is_refused_and_its_constants_are_recomputed(
     refused(&c, s, "total.n at u64::MAX");
     let mut s = saved(&c, 200);
     set(&mut s, "/k/ln_drift", json!(-5.0));
-    let d = c.restore(s).unwrap();
+    let d = restore(&c, s).unwrap();
     assert_eq!(
-        d.save(),
+        fields(d.save()),
         saved(&c, 200),
         "the constants come from the config"
     );
@@ -266,11 +321,11 @@ proptest! {
     /// Whatever a re-signed checkpoint holds, restoring is a refusal or a
     /// detector that runs on without panicking.
     #[test]
-    fn no_tampered_state_panics(which in 0usize..11, n in 0usize..300, picks in proptest::collection::vec(any::<u8>(), 0..200)) {
+    fn no_tampered_state_panics(which in 0..super::NAMES.len(), n in 0usize..300, picks in proptest::collection::vec(any::<u8>(), 0..200)) {
         let c = &all()[which];
         let mut s = saved(c, n);
         mutate(&mut s, &mut picks.into_iter());
-        if let Ok(mut d) = c.restore(s) {
+        if let Ok(mut d) = restore(c, s) {
             run_on(&mut d);
         }
     }

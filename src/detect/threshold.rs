@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{Change, Detector, Direction, Outcome, ParamError, Params, save_state};
+use super::{Change, Detector, DetectorState, Direction, Outcome, ParamError, Params};
 use crate::config::table::parse_duration;
 
 /// Upper bound on the values a time window keeps.
@@ -288,8 +288,8 @@ impl Detector for Threshold {
         })
     }
 
-    fn save(&self) -> serde_json::Value {
-        save_state(self)
+    fn save(&self) -> DetectorState {
+        self.clone().into()
     }
 }
 
@@ -408,7 +408,7 @@ mod tests {
         let mut got = Vec::new();
         for (i, &(t, x)) in values.iter().enumerate() {
             if i % 50 == 7 {
-                d = serde_json::from_value(d.save()).unwrap();
+                d = serde_json::from_value(serde_json::to_value(&d).unwrap()).unwrap();
             }
             if let Outcome::Drift(ch) = d.update(x, t) {
                 got.push((i, ch));

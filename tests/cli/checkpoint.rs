@@ -59,8 +59,10 @@ fn again(out: Outcome) -> Outcome {
     .run()
 }
 
+/// The saved fields of monitor `k`'s detector, tagged with its name.
 fn monitor(body: &mut Value, k: usize) -> &mut Value {
-    &mut body["pipeline"]["models"][0]["versions"][0]["monitors"][k]["detector"]
+    let name = ["threshold", "kswin"][k];
+    &mut body["pipeline"]["models"][0]["versions"][0]["monitors"][k]["detector"][name]
 }
 
 #[test]
@@ -113,7 +115,8 @@ fn saved_detector_parameters_do_not_override_the_configuration() {
     let out = again(out);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc: Value = serde_json::from_str(&out.read("state.json")).unwrap();
-    let kswin = &doc["body"]["pipeline"]["models"][0]["versions"][0]["monitors"][1]["detector"];
+    let kswin =
+        &doc["body"]["pipeline"]["models"][0]["versions"][0]["monitors"][1]["detector"]["kswin"];
     assert_eq!(kswin["config"]["stat_size"], 10, "{kswin}");
 }
 
@@ -126,4 +129,111 @@ fn a_resigned_checkpoint_with_impossible_counts_is_exit_5() {
     let out = again(out);
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(out.stderr.contains("beyond any log"), "{}", out.stderr);
+}
+
+/// A checkpoint file as an mmon of another version wrote it: `schema` and
+/// a `body` whose pipeline is a format-2 state (detector fields untagged),
+/// signed as mmon signs, so that only the version stands in the way.
+fn old_checkpoint(schema: &str) -> String {
+    let body = json!({
+        "config": "written by an older mmon",
+        "files": [],
+        "pipeline": {
+            "format": 2,
+            "next_window": 0,
+            "counts": {"records": 5, "out_of_order": 0, "windows_warning": 0, "windows_drift": 0},
+            "retired_streams": 0,
+            "files": ["app.jsonl"],
+            "models": [{
+                "id": "default",
+                "last_time": 0,
+                "records": 5,
+                "current": 0,
+                "seen_current": 0,
+                "seen": [],
+                "versions": [{
+                    "version": null,
+                    "last_record": 5,
+                    "metrics": [[5, []]],
+                    "monitors": [{
+                        "detector": {"config": {"window": 20}, "values": [0.8], "sorted": [0.8]},
+                        "open": null,
+                        "segment": {},
+                        "episode": null
+                    }]
+                }]
+            }]
+        }
+    });
+    let sha256 = mmon::checkpoint::sha256_hex(body.to_string().as_bytes());
+    json!({"schema": schema, "sha256": sha256, "body": body}).to_string()
+}
+
+/// Runs `watch --once` on a checkpoint of another version, which must be
+/// refused (exit 5) with `what` and the way out, and left as it was; then
+/// with `--reset-state`, which starts afresh and writes the current schema.
+fn refused_with_the_way_out(schema: &str, what: &str) {
+    let old = old_checkpoint(schema);
+    let out = Mmon::new(&[
+        "watch",
+        "app.jsonl",
+        "--once",
+        "--from-start",
+        "--state",
+        "state.json",
+        "--config",
+        "c.toml",
+        "--format",
+        "jsonl",
+    ])
+    .file("app.jsonl", accuracy_log(30, |_| 0.8))
+    .file("c.toml", CONFIG)
+    .file("state.json", &old)
+    .run();
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(what) && out.stderr.contains("pass --reset-state"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(out.read("state.json"), old);
+    let out = out
+        .then(&[
+            "watch",
+            "app.jsonl",
+            "--once",
+            "--from-start",
+            "--state",
+            "state.json",
+            "--reset-state",
+            "--config",
+            "c.toml",
+            "--format",
+            "jsonl",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.read("state.json")).unwrap();
+    assert_eq!(doc["schema"], mmon::checkpoint::SCHEMA);
+    assert_eq!(
+        doc["body"]["pipeline"]["format"],
+        mmon::pipeline::STATE_FORMAT
+    );
+}
+
+#[test]
+fn a_checkpoint_of_schema_1_is_exit_5_with_the_way_out() {
+    refused_with_the_way_out(
+        "mmon.checkpoint/1",
+        "state.json: checkpoint format \"mmon.checkpoint/1\" is not supported (expected \"mmon.checkpoint/2\")",
+    );
+}
+
+#[test]
+fn a_current_envelope_around_a_pipeline_of_format_2_is_exit_5_with_the_way_out() {
+    refused_with_the_way_out(
+        mmon::checkpoint::SCHEMA,
+        "state.json: pipeline state format 2 is not this mmon's (3)",
+    );
 }

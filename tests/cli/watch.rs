@@ -700,7 +700,7 @@ fn corrupt_checkpoint(poll: bool) {
     for (bad, what) in [
         ("garbage\n".to_string(), "not JSON"),
         (
-            good.replace("mmon.checkpoint/1", "mmon.checkpoint/7"),
+            good.replace(mmon::checkpoint::SCHEMA, "mmon.checkpoint/7"),
             "not supported",
         ),
         (good.replace("\"line\":4", "\"line\":5"), "checksum"),
