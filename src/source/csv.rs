@@ -23,9 +23,26 @@ enum Column {
 #[derive(Debug)]
 pub struct Layout {
     columns: Vec<Column>,
+    delimiter: u8,
     reader: csv_core::Reader,
     out: Vec<u8>,
     ends: Vec<usize>,
+}
+
+/// A copy for another thread: the same columns, a fresh splitter (a cloned
+/// `csv_core::Reader` does not split as the original does).
+impl Clone for Layout {
+    fn clone(&self) -> Layout {
+        Layout {
+            columns: self.columns.clone(),
+            delimiter: self.delimiter,
+            reader: csv_core::ReaderBuilder::new()
+                .delimiter(self.delimiter)
+                .build(),
+            out: vec![0; self.out.len()],
+            ends: vec![0; self.ends.len()],
+        }
+    }
 }
 
 impl Layout {
@@ -33,6 +50,7 @@ impl Layout {
     pub fn from_header(line: &[u8], schema: &Schema) -> Result<Layout, FieldError> {
         let mut layout = Layout {
             columns: Vec::new(),
+            delimiter: schema.delimiter,
             reader: csv_core::ReaderBuilder::new()
                 .delimiter(schema.delimiter)
                 .build(),
