@@ -51,11 +51,12 @@ if command -v taskset >/dev/null; then
     [ -n "$BASE" ] && set -- "$@" baseone "taskset -c 0 $BASE $replay $d/t1m.jsonl"
 fi
 echo "== targets: 1M records, medians of $REPEAT alternated runs"
-python3 bench/alternate.py "$REPEAT" "$@" | python3 -c '
+targets=$(python3 bench/alternate.py "$REPEAT" "$@")
+python3 - "$targets" <<'PY'
 import json, sys
-m = json.load(sys.stdin)
+m = json.loads(sys.argv[1])
 for name, r in m.items():
-    print(f"  {name:<9} {r[\"wall_s\"]:7.3f} s (min {r[\"wall_min_s\"]:.3f})  cpu {r[\"cpu_s\"]:.3f} s  {r[\"peak_rss_mb\"]:6.1f} MB")
+    print(f"  {name:<9} {r['wall_s']:7.3f} s (min {r['wall_min_s']:.3f})  cpu {r['cpu_s']:.3f} s  {r['peak_rss_mb']:6.1f} MB")
 def ratio(label, a, b, target):
     if a in m and b in m:
         x = m[a]["wall_s"] / m[b]["wall_s"]
@@ -71,18 +72,19 @@ ratio("base: csv / wc -l (csv)", "basecsv", "wccsv", "(before)")
 ratio("gzip / inflate alone", "gz", "inflate", "<= 1.1")
 ratio("base: gzip / inflate alone", "basegz", "inflate", "(before)")
 for name in ("mmon", "m1000"):
-    print(f"  RSS {name}: {m[name][\"peak_rss_mb\"]:.1f} MB (target < 30)")
-'
+    print(f"  RSS {name}: {m[name]['peak_rss_mb']:.1f} MB (target < 30)")
+PY
 
 for n in $SIZES; do
     log=$d/m$n.jsonl
     [ -f "$log" ] || $mmon generate -q --events "$n" --out "$log"
     size=$(stat -c %s "$log")
-    python3 bench/alternate.py "$REPEAT" mmon "$mmon $replay $log" wc "wc -l $log" | python3 -c '
+    sizes=$(python3 bench/alternate.py "$REPEAT" mmon "$mmon $replay $log" wc "wc -l $log")
+    python3 - "$n" "$size" "$sizes" <<'PY'
 import json, sys
 n, size = int(sys.argv[1]), int(sys.argv[2])
-m = json.load(sys.stdin)
+m = json.loads(sys.argv[3])
 r, w = m["mmon"], m["wc"]
-print(f"== {n} records, {size // 1000000} MB: {r[\"wall_s\"]:.3f} s, {n / r[\"wall_s\"] / 1e6:.2f} M rec/s, {size / r[\"wall_s\"] / 1e6:.0f} MB/s, {r[\"peak_rss_mb\"]:.1f} MB RSS, {r[\"wall_s\"] / w[\"wall_s\"]:.1f}x wc -l")
-' "$n" "$size"
+print(f"== {n} records, {size // 1000000} MB: {r['wall_s']:.3f} s, {n / r['wall_s'] / 1e6:.2f} M rec/s, {size / r['wall_s'] / 1e6:.0f} MB/s, {r['peak_rss_mb']:.1f} MB RSS, {r['wall_s'] / w['wall_s']:.1f}x wc -l")
+PY
 done
