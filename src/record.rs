@@ -122,33 +122,94 @@ pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Hands out one shared `Arc<str>` per distinct model id or version, so a
 /// record costs a reference count, not an allocation.
+///
+/// Unbounded and hashed: a log of a thousand models allocates each name
+/// once. The names most recently used are checked first by a short linear
+/// scan (logs interleave a handful of models). Interners made by
+/// [`Interner::sharing`] from one [`SharedNames`] give the same `Arc` for
+/// the same name on every thread (the pipeline compares names by pointer
+/// first); each keeps its own map, so the lock is taken once per name.
 #[derive(Debug, Default)]
 pub struct Interner {
-    names: Vec<Arc<str>>,
+    recent: Vec<Arc<str>>,
+    names: std::collections::HashMap<Box<[u8]>, Arc<str>>,
+    shared: Option<SharedNames>,
 }
 
+/// The names of interners on several threads.
+pub type SharedNames = Arc<std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<str>>>>;
+
+/// How many names the linear scan looks at.
+const RECENT: usize = 8;
+
 impl Interner {
+    /// An interner whose new names come from (and go to) `shared`.
+    pub fn sharing(shared: SharedNames) -> Interner {
+        Interner {
+            shared: Some(shared),
+            ..Interner::default()
+        }
+    }
+
     /// The name spelt by `s`, which the caller has found to be UTF-8 (other
     /// bytes are replaced, and such a name is not kept).
+    #[inline]
     pub fn get(&mut self, s: &[u8]) -> Arc<str> {
-        // Logs interleave a handful of models: a linear scan beats hashing.
-        if let Some(found) = self.names.iter().find(|n| short_eq(n.as_bytes(), s)) {
+        if let Some(found) = self.recent.iter().find(|n| short_eq(n.as_bytes(), s)) {
             return found.clone();
         }
-        let Ok(text) = std::str::from_utf8(s) else {
-            return Arc::from(String::from_utf8_lossy(s));
+        self.lookup(s)
+    }
+
+    fn lookup(&mut self, s: &[u8]) -> Arc<str> {
+        let name = match self.names.get(s) {
+            Some(name) => name.clone(),
+            None => {
+                let Ok(text) = std::str::from_utf8(s) else {
+                    return Arc::from(String::from_utf8_lossy(s));
+                };
+                let name = match &self.shared {
+                    Some(shared) => {
+                        let mut names = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        names
+                            .entry(Box::from(text))
+                            .or_insert_with(|| Arc::from(text))
+                            .clone()
+                    }
+                    None => Arc::from(text),
+                };
+                self.names.insert(Box::from(s), name.clone());
+                name
+            }
         };
-        let name: Arc<str> = Arc::from(text);
-        if self.names.len() < 256 {
-            self.names.push(name.clone());
+        // Most recent first; the oldest of the scan falls back to the map.
+        if self.recent.len() == RECENT {
+            self.recent.pop();
         }
+        self.recent.insert(0, name.clone());
         name
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::short_eq;
+    use super::*;
+
+    #[test]
+    fn a_thousand_names_are_each_allocated_once_and_shared_across_interners() {
+        let shared = SharedNames::default();
+        let mut a = Interner::sharing(shared.clone());
+        let mut b = Interner::sharing(shared);
+        let names: Vec<String> = (0..1000).map(|i| format!("model-{i}")).collect();
+        let first: Vec<Arc<str>> = names.iter().map(|n| a.get(n.as_bytes())).collect();
+        for round in 0..3 {
+            for (n, f) in names.iter().zip(&first) {
+                assert!(Arc::ptr_eq(&a.get(n.as_bytes()), f), "{round} {n}");
+                assert!(Arc::ptr_eq(&b.get(n.as_bytes()), f), "{round} {n}");
+            }
+        }
+        assert_eq!(&*a.get(b"\xff"), "\u{fffd}");
+    }
 
     #[test]
     fn short_eq_is_byte_equality_at_every_length() {

@@ -254,16 +254,17 @@ impl<R: Read> LineReader<R> {
     /// Skips the rest of an overlong line without keeping it; `None` when a
     /// growing file ends inside it (it goes on at the next call).
     fn skip_long_line(&mut self) -> io::Result<Option<Line<'static>>> {
-        let (head, offset, mut len) = match self.skipping.take() {
+        let (mut head, offset, mut len) = match self.skipping.take() {
             Some(s) => s,
-            None => {
-                let head = self.buf[self.start..self.start + HEAD_BYTES].to_vec();
-                (head, self.base + self.start as u64, 0)
-            }
+            None => (Vec::new(), self.base + self.start as u64, 0),
         };
         loop {
             let avail = &self.buf[self.start..self.end];
-            if let Some(i) = memchr::memchr(b'\n', avail) {
+            let line = memchr::memchr(b'\n', avail);
+            // The head is the line's own first bytes, however the reads cut it.
+            let want = HEAD_BYTES.saturating_sub(head.len());
+            head.extend_from_slice(&avail[..want.min(line.unwrap_or(avail.len()))]);
+            if let Some(i) = line {
                 len += i as u64;
                 self.start += i + 1;
                 break;
@@ -362,6 +363,33 @@ mod tests {
                 format!("2@{}:z", 3 * BLOCK + 18)
             ]
         );
+    }
+
+    /// A reader that hands out at most `n` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = out.len().min(self.1).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_overlong_line_cut_by_a_read_keeps_only_its_own_bytes_as_head() {
+        // The line is too long before its newline is read: the head used to
+        // be 200 bytes of the buffer, past the line's end.
+        let input = format!("{}\nnext\n", "x".repeat(100));
+        let mut r = LineReader::new(Trickle(input.as_bytes(), 80), 64, 0, 1);
+        match r.next_line().unwrap() {
+            Some(Line::TooLong { head, len, .. }) => {
+                assert_eq!((head.len(), len), (100, 100));
+                assert!(head.iter().all(|&b| b == b'x'));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A reader over a shared buffer that a test appends to.

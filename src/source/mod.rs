@@ -5,6 +5,7 @@
 //! files (or stdin) to their end for `replay`; the file follower of `watch`
 //! reuses [`Decoder`] on the bytes it reads, so both parse identically.
 
+pub mod chunks;
 pub mod csv;
 pub mod inputs;
 pub mod jsonl;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::record::{Interner, Position, Record, Schema, Values};
+use crate::record::{Interner, Position, Record, Schema, SharedNames, Values};
 use lines::{Line, LineReader};
 
 /// What the parsers expect of a timestamp string.
@@ -187,6 +188,13 @@ pub enum Item {
     Bad(BadRecord),
 }
 
+/// The model ids and versions of decoders on several threads.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    models: SharedNames,
+    versions: SharedNames,
+}
+
 /// Turns the lines of one file into records; shared by replay and watch.
 pub struct Decoder {
     file: Arc<str>,
@@ -211,8 +219,33 @@ impl Decoder {
         }
     }
 
+    /// A decoder whose model ids and versions come from `names`, shared
+    /// with decoders on other threads: the same name is the same `Arc`.
+    pub fn sharing(file: Arc<str>, format: Format, names: &Names) -> Decoder {
+        let mut d = Decoder::new(file, format);
+        d.fields.models = Interner::sharing(names.models.clone());
+        d.fields.versions = Interner::sharing(names.versions.clone());
+        d
+    }
+
     pub fn file(&self) -> &Arc<str> {
         &self.file
+    }
+
+    /// Whether a line decodes the same whatever lines came before it: JSONL
+    /// always, CSV once its header is known.
+    pub fn stateless(&self) -> bool {
+        self.format == Format::Jsonl || self.csv.is_some()
+    }
+
+    /// A decoder of the same file at a later line, for a [`stateless`]
+    /// one: it carries the CSV header's layout.
+    ///
+    /// [`stateless`]: Decoder::stateless
+    pub fn fork(&self, file: Arc<str>, names: &Names) -> Decoder {
+        let mut d = Decoder::sharing(file, self.format, names);
+        d.csv = self.csv.clone();
+        d
     }
 
     /// Decodes one line; `None` for blank lines and the CSV header.

@@ -20,6 +20,7 @@
 use std::sync::mpsc::{Receiver, SendError, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
+use super::chunks::Chunked;
 use super::{FileSource, FileStats, Item};
 
 /// Items per batch: large enough to make the channel cost vanish, small
@@ -61,6 +62,8 @@ enum Mode {
         source: Option<Box<FileSource>>,
         failed: Option<anyhow::Error>,
     },
+    /// Chunks parsed on every CPU ([`super::chunks`]).
+    Chunks(Box<Chunked>),
 }
 
 impl ReadAhead {
@@ -70,8 +73,8 @@ impl ReadAhead {
     pub fn new(source: FileSource) -> ReadAhead {
         match std::thread::available_parallelism().map(|n| n.get()) {
             Ok(cpus) if cpus > 1 => {
-                log::info!("{cpus} CPUs: parsing on a second thread");
-                ReadAhead::spawn(source)
+                log::info!("{cpus} CPUs: parsing chunks on {cpus} threads");
+                ReadAhead::chunked(source, cpus)
             }
             Ok(_) => {
                 log::info!("one CPU: parsing in place");
@@ -115,6 +118,13 @@ impl ReadAhead {
         })
     }
 
+    /// Parses chunks of the files on `workers` threads, and on the
+    /// caller's while it waits.
+    pub fn chunked(source: FileSource, workers: usize) -> ReadAhead {
+        let chunked = Chunked::start(source.paths, source.forced, source.schema, workers);
+        ReadAhead::with(Mode::Chunks(Box::new(chunked)))
+    }
+
     /// Reads on the caller's thread, a batch per [`ReadAhead::next_batch`].
     pub fn inline(source: FileSource) -> ReadAhead {
         ReadAhead::with(Mode::Inline {
@@ -140,6 +150,7 @@ impl ReadAhead {
         let spent = std::mem::take(&mut self.batch);
         let (rx, spent_tx, thread) = match &mut self.mode {
             Mode::Thread { rx, spent, thread } => (rx, spent, thread),
+            Mode::Chunks(chunked) => return chunked.next_batch(),
             Mode::Inline { source, failed } => {
                 if let Some(e) = failed.take() {
                     return Err(e);
@@ -191,12 +202,18 @@ impl ReadAhead {
 
     /// Bytes the reader has consumed so far (ahead of the pipeline).
     pub fn bytes_read(&self) -> u64 {
-        self.bytes
+        match &self.mode {
+            Mode::Chunks(chunked) => chunked.bytes_read(),
+            _ => self.bytes,
+        }
     }
 
     /// Per-file counters; complete once iteration has ended.
     pub fn stats(&self) -> &[FileStats] {
-        &self.stats
+        match &self.mode {
+            Mode::Chunks(chunked) => chunked.stats(),
+            _ => &self.stats,
+        }
     }
 }
 

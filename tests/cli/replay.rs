@@ -788,7 +788,7 @@ fn one_cpu_parses_in_place_and_reports_the_same() {
     let (threaded_code, threaded, stderr) = run(false);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus > 1 {
-        assert!(stderr.contains("parsing on a second thread"), "{stderr}");
+        assert!(stderr.contains("parsing chunks on"), "{stderr}");
     }
     assert_eq!((code, report), (threaded_code, threaded));
 }
