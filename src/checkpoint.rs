@@ -10,14 +10,14 @@
 //! new version. A run holds an OS lock on `FILE.lock` for its whole life; the
 //! kernel frees it if the process dies, so a stale lock never needs cleaning.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::durable::AtomicFile;
+use crate::durable::{self, AtomicFile};
 use crate::pipeline::{self, RestoreError};
 
 /// The format name and version written into every checkpoint.
@@ -164,31 +164,17 @@ impl Checkpoint {
     /// naming the holder's pid when another run has it.
     pub fn lock(path: &Path) -> Result<Checkpoint, CheckpointError> {
         let lock_path = sibling(path, ".lock");
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = lock.read_to_string(&mut pid);
-                let pid = pid.trim();
+        let pid = std::process::id().to_string();
+        let lock = match durable::lock_owned(&lock_path, &pid).map_err(io_err(&lock_path))? {
+            durable::Owned::Taken(file) => file,
+            durable::Owned::Held(holder) => {
+                let pid = holder.trim();
                 return Err(CheckpointError::Locked {
                     path: path.display().to_string(),
                     pid: if pid.is_empty() { "unknown" } else { pid }.to_string(),
                 });
             }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
-        }
-        let pid = std::process::id().to_string();
-        lock.set_len(0)
-            .and_then(|()| lock.rewind())
-            .and_then(|()| lock.write_all(pid.as_bytes()))
-            .map_err(io_err(&lock_path))?;
+        };
         let c = Checkpoint {
             path: path.to_path_buf(),
             _lock: lock,

@@ -1,6 +1,7 @@
 //! The command line as typed: clap derive types, nothing else.
 //!
-//! `config.rs` turns these plus `mmon.toml` into what the commands use.
+//! `settings.rs` resolves these over `mmon.toml` (read by `config.rs`)
+//! into what a run uses.
 
 use std::path::PathBuf;
 
@@ -110,7 +111,7 @@ pub enum Command {
     #[command(after_help = crate::exit_code::ExitCode::help_table())]
     Watch(WatchArgs),
     /// Inspect and maintain the model registry.
-    Registry(crate::cmd::registry::RegistryArgs),
+    Registry(RegistryArgs),
     /// Write a commented starter mmon.toml (the embedded default).
     Init(InitArgs),
     /// Write a synthetic log with known drifts, and its ground truth.
@@ -173,8 +174,10 @@ pub struct ReplayArgs {
     /// Log files or quoted globs (JSONL or CSV, optionally .gz); '-' reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
-    /// Run the [retrain] command when a model drifts, and publish the result.
-    #[arg(long)]
+    #[arg(
+        long,
+        help = "Run the [retrain] command when a model drifts, and publish the result"
+    )]
     pub retrain: bool,
     /// Read the files in the order given, not sorted by their first record's time.
     #[arg(long)]
@@ -334,4 +337,69 @@ pub struct EvalArgs {
     /// Runs at a time [default: the CPUs available]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: Option<u64>,
+}
+
+/// `mmon registry ...`
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help = "The registry folder [default: the config's [retrain] registry, else ./registry]"
+    )]
+    pub registry: Option<PathBuf>,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = RegistryFormat::Table)]
+    pub format: RegistryFormat,
+    #[command(subcommand)]
+    pub command: RegistryCommand,
+}
+
+/// How a registry command prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RegistryFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RegistryCommand {
+    /// List models with their versions, LATEST and aliases
+    List,
+    /// Show a version's manifest (MODEL for the newest, MODEL@VERSION or MODEL@ALIAS)
+    Show {
+        #[arg(value_name = "MODEL[@VERSION]")]
+        target: String,
+    },
+    /// Re-hash every file and check every pointer; exit 4 on any finding
+    Verify {
+        /// Only this model
+        model: Option<String>,
+    },
+    /// Point an alias (e.g. prod) at a published version
+    Promote {
+        model: String,
+        version: String,
+        #[arg(long, value_name = "NAME")]
+        alias: String,
+    },
+    /// Remove old versions (never LATEST or an aliased one) and clear debris
+    Gc {
+        /// How many of the newest versions, and of the failed trials in .failed/, to keep per model
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        /// Say what would be removed; remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this model
+        model: Option<String>,
+    },
+    /// Break a model's locks by removing the lock files
+    Unlock {
+        model: String,
+        /// Required: breaking a held lock lets a second retrain run beside the first
+        #[arg(long)]
+        force: bool,
+    },
 }

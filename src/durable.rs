@@ -12,7 +12,7 @@
 //! on an `O_APPEND` file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// The temp file an atomic write of `target` by this process uses.
@@ -109,6 +109,46 @@ impl Drop for AtomicFile {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// The outcome of [`lock_owned`].
+#[derive(Debug)]
+pub enum Owned {
+    /// This process holds the lock for as long as it keeps the file; the
+    /// file says who it is.
+    Taken(File),
+    /// Another process holds it; what its file says about the holder.
+    Held(String),
+}
+
+/// Takes the exclusive OS lock (`flock`) on `path` without waiting,
+/// creating the file if needed, and records `owner` in it, so another
+/// process can say who holds it. The kernel frees the lock when the holder
+/// dies, so there is never a stale lock to clean up (the checkpoint's and
+/// the registry's train lock are both this).
+pub fn lock_owned(path: &Path, owner: &str) -> io::Result<Owned> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            file.rewind()?;
+            // A holder that is still writing its name reads as empty.
+            let _ = file.read_to_string(&mut text);
+            return Ok(Owned::Held(text));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(owner.as_bytes())?;
+    file.sync_data()?;
+    Ok(Owned::Taken(file))
 }
 
 /// Replaces `path` with `bytes` atomically.

@@ -1,16 +1,16 @@
 //! `mmon generate`: turn the flags into a [`Plan`], write the log and its truth.
 //!
 //! Both files are written beside their targets and renamed into place when
-//! complete, so an interrupted run never leaves half a log under the name a
+//! complete (through [`crate::durable`], as every output of mmon), so an interrupted run never leaves half a log under the name a
 //! test or a benchmark will read.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
 use crate::cli::GenerateArgs;
+use crate::durable::{self, AtomicFile};
 use crate::exit_code::{ExitCode, Failure};
 use crate::generate::{self, Canary, Drift, LogFormat, Plan, Profile};
 
@@ -27,23 +27,13 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         generate::generate(&plan, &mut out)?
     } else {
         let target = PathBuf::from(&args.out);
-        let (tmp, file) = temp_beside(&target)?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        let written = generate::generate(&plan, &mut out)
-            .and_then(|truth| {
-                out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                Ok(truth)
-            })
-            .and_then(|truth| std::fs::rename(&tmp, &target).map(|()| truth));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(|e| {
-            Failure::new(
-                ExitCode::Training,
-                anyhow!("cannot write {}: {e}", target.display()),
-            )
-        })?
+        let written = AtomicFile::create(&target).and_then(|file| {
+            let mut out = BufWriter::with_capacity(1 << 16, file);
+            let truth = generate::generate(&plan, &mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.commit()?;
+            Ok(truth)
+        });
+        written.map_err(|e| cannot_write(&target, e))?
     };
     if let Some(path) = truth_path {
         let mut text = serde_json::to_string_pretty(&truth)?;
@@ -52,35 +42,20 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             std::io::stderr().write_all(text.as_bytes())?;
         } else {
             let target = PathBuf::from(&path);
-            let (tmp, mut file) = temp_beside(&target)?;
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .and_then(|()| std::fs::rename(&tmp, &target))
-                .map_err(|e| {
-                    let _ = std::fs::remove_file(&tmp);
-                    Failure::new(
-                        ExitCode::Training,
-                        anyhow!("cannot write {}: {e}", target.display()),
-                    )
-                })?;
+            durable::write_atomic(&target, text.as_bytes())
+                .map_err(|e| cannot_write(&target, e))?;
         }
     }
     Ok(ExitCode::Success)
 }
 
-fn temp_beside(target: &Path) -> anyhow::Result<(PathBuf, File)> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| anyhow!("{} is not a file name", target.display()))?
-        .to_string_lossy();
-    let tmp = target.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let file = File::create(&tmp).map_err(|e| {
-        Failure::new(
-            ExitCode::Training,
-            anyhow!("cannot create {}: {e}", tmp.display()),
-        )
-    })?;
-    Ok((tmp, file))
+/// An output that cannot be written is exit 4, naming it.
+fn cannot_write(target: &Path, e: std::io::Error) -> anyhow::Error {
+    Failure::new(
+        ExitCode::Training,
+        anyhow!("cannot write {}: {e}", target.display()),
+    )
+    .into()
 }
 
 /// The plan the flags describe, or what is wrong with them (naming the flag).

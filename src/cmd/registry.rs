@@ -12,71 +12,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use semver::Version;
 use serde_json::{Value, json};
 
+use crate::cli::{RegistryArgs, RegistryCommand, RegistryFormat as Format};
 use crate::exit_code::{ExitCode, Failure};
 use crate::registry::{
     LockState, Manifest, ModelDir, Registry, RegistryError, VerifyReport, lock, version,
 };
-
-/// `mmon registry ...`
-#[derive(Debug, clap::Args)]
-pub struct RegistryArgs {
-    /// The registry folder [default: the config's [retrain] registry, else ./registry]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub registry: Option<PathBuf>,
-    /// Output format
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    #[command(subcommand)]
-    pub command: RegistryCommand,
-}
-
-/// How a registry command prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum RegistryCommand {
-    /// List models with their versions, LATEST and aliases
-    List,
-    /// Show a version's manifest (MODEL for the newest, MODEL@VERSION or MODEL@ALIAS)
-    Show {
-        #[arg(value_name = "MODEL[@VERSION]")]
-        target: String,
-    },
-    /// Re-hash every file and check every pointer; exit 4 on any finding
-    Verify {
-        /// Only this model
-        model: Option<String>,
-    },
-    /// Point an alias (e.g. prod) at a published version
-    Promote {
-        model: String,
-        version: String,
-        #[arg(long, value_name = "NAME")]
-        alias: String,
-    },
-    /// Remove old versions (never LATEST or an aliased one) and clear debris
-    Gc {
-        /// How many of the newest versions, and of the failed trials in .failed/, to keep per model
-        #[arg(long, value_name = "N")]
-        keep: usize,
-        /// Say what would be removed; remove nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Only this model
-        model: Option<String>,
-    },
-    /// Break a model's locks by removing the lock files
-    Unlock {
-        model: String,
-        /// Required: breaking a held lock lets a second retrain run beside the first
-        #[arg(long)]
-        force: bool,
-    },
-}
 
 /// Runs one registry command; `default_registry` is used without `--registry`.
 /// `mmon registry` from the command line: the default folder is the

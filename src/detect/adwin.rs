@@ -40,7 +40,7 @@
 //! tests, each with divisions and a square root, which dominates `clock = 1`
 //! on long windows. A check only has to know *whether* some cut passes,
 //! though: when none does (almost always), nothing happens. So before the
-//! scan, [`Window::no_cut_possible`] tries to prove with cheap bounds that no
+//! scan, `Window::no_cut_possible` tries to prove with cheap bounds that no
 //! cut can pass; only when it cannot does river's scan run, unchanged (and
 //! from then on, dropping buckets, everything is river's).
 //!
@@ -94,7 +94,7 @@
 //! When the scan runs, each cut is first screened by a division-free
 //! necessary condition with a wide safety margin; only cuts that pass it get
 //! river's exact test. The screen never rejects a cut that river's test
-//! would accept (see [`Screen`]), which the parity fixtures and a test check.
+//! would accept (see `Screen`), which the parity fixtures and a test check.
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -455,7 +455,7 @@ impl Screen {
     }
 }
 
-/// The cached bounds of [`Window::no_cut_possible`] (see the module docs).
+/// The cached bounds of `Window::no_cut_possible` (see the module docs).
 #[derive(Debug, Clone, Default)]
 struct Skip {
     /// `groups[i]` describes the cuts after the buckets of `levels[i]`.

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -82,25 +82,16 @@ impl TrainLock {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = open(path).map_err(io_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held {
-                    path: path.to_path_buf(),
-                    holder: read_holder(&mut file),
-                });
-            }
-            Err(TryLockError::Error(e)) => return Err(io_err(e)),
-        }
-        let holder =
+        let mut holder =
             serde_json::to_string(&Holder::current(Some(run_id))).expect("holder serialises");
-        file.set_len(0).map_err(io_err)?;
-        file.rewind().map_err(io_err)?;
-        file.write_all(holder.as_bytes()).map_err(io_err)?;
-        file.write_all(b"\n").map_err(io_err)?;
-        file.sync_data().map_err(io_err)?;
-        Ok(TrainLock { file })
+        holder.push('\n');
+        match crate::durable::lock_owned(path, &holder).map_err(io_err)? {
+            crate::durable::Owned::Taken(file) => Ok(TrainLock { file }),
+            crate::durable::Owned::Held(text) => Err(LockError::Held {
+                path: path.to_path_buf(),
+                holder: serde_json::from_str(text.trim()).ok(),
+            }),
+        }
     }
 }
 

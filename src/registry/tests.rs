@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::cmd::registry::{Format, RegistryArgs, RegistryCommand, run};
+use crate::cli::{RegistryArgs, RegistryCommand, RegistryFormat as Format};
+use crate::cmd::registry::run;
 use crate::exit_code::ExitCode;
 use crate::retrain::{
     ClockMode, FakeRunner, FakeTrial, FixedClock, RetrainConfig, RetrainOutcome, Retrainer, Skip,

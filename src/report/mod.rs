@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::source::FileStats;
-use crate::window::{Event, EventKind, Severity, Window};
+use crate::window::{Event, EventKind, Window};
 
 /// The report format names of `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -161,11 +161,6 @@ impl<W: Write> Reporter<W> {
             return self.out.flush();
         }
         Ok(())
-    }
-
-    /// Windows closed so far, at the highest severity seen.
-    pub fn worst_severity(&self) -> Option<Severity> {
-        self.closed.iter().map(|w| w.severity).max()
     }
 
     pub fn finish(mut self, summary: &Summary) -> io::Result<W> {

@@ -18,7 +18,7 @@
 //! unterminated last line), so items, their order and their messages are
 //! those of the serial [`super::FileSource`]; the tests compare the two.
 //!
-//! At most [`DEPTH`] chunks are read ahead of the consumer, so memory is
+//! At most `DEPTH` chunks are read ahead of the consumer, so memory is
 //! bounded. Spent item vectors and byte buffers go back to the workers, which
 //! drop the records on their own thread.
 
