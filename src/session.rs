@@ -10,6 +10,12 @@
 //!
 //! At the end the session writes the reports and says the exit code, the
 //! same way for every source.
+//!
+//! A source that splits its models into partitions (NATS, where each
+//! instance owns some of them) gives each partition its own pipeline, so a
+//! partition's state can be saved and handed to another instance on its
+//! own. The session numbers their windows `local id × partitions +
+//! partition`, which keeps ids unique and, with one partition, unchanged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,29 +24,33 @@ use std::sync::atomic::AtomicBool;
 use crate::config::{Config, FailOn};
 use crate::exit_code::{ExitCode, Failure};
 use crate::output::{ReportSink, output_failure};
-use crate::pipeline::{Counts, Pipeline};
+use crate::pipeline::{Counts, Pipeline, VersionSpan};
 use crate::record::Record;
 use crate::rejects::Rejects;
 use crate::report::files::ReportFiles;
-use crate::report::{self, Reporter, Summary};
+use crate::report::{self, Reporter, Summary, Unseen};
 use crate::retrain::{ClockMode, RetrainNote};
 use crate::settings::Settings;
 use crate::source::{BadRecord, FileStats};
 use crate::trigger::RetrainTrigger;
 use crate::window::{Event, EventKind};
 
-/// One run: the pipeline and every sink of its events.
+/// One run: the pipelines and every sink of their events.
 pub struct Session {
-    pipeline: Pipeline,
+    /// By partition; files have one.
+    pipelines: Vec<Option<Pipeline>>,
     trigger: Option<RetrainTrigger>,
     reporter: Reporter<ReportSink>,
     files: ReportFiles,
     rejects: Rejects,
-    /// Training outcomes of windows still open, by window id.
+    /// Training outcomes of windows still open, by (session) window id.
     retrains: BTreeMap<u64, RetrainNote>,
     events: Vec<Event>,
-    /// The pipeline's counts when the run started (a checkpoint's).
-    start: Counts,
+    /// Per partition, its pipeline's counts when this run took it over (a
+    /// checkpoint's).
+    starts: Vec<Counts>,
+    /// What partitions handed over during the run counted in it.
+    released: Counts,
     /// Whether a training run ended since [`Session::take_retrained`].
     retrained: bool,
     fail_on: FailOn,
@@ -92,8 +102,9 @@ impl Session {
             settings.quiet,
         )?;
         Ok(Session {
-            start: pipeline.counts(),
-            pipeline,
+            starts: vec![pipeline.counts()],
+            released: Counts::default(),
+            pipelines: vec![Some(pipeline)],
             trigger,
             reporter,
             files,
@@ -105,13 +116,78 @@ impl Session {
         })
     }
 
+    /// A session of `partitions` pipelines, none owned yet
+    /// ([`Session::adopt`] gives one).
+    pub fn partitioned(
+        settings: &Settings,
+        partitions: u32,
+        clock: ClockMode,
+        cancel: Arc<AtomicBool>,
+        pace: Pace,
+    ) -> anyhow::Result<Session> {
+        let mut s = Session::new(
+            settings,
+            Pipeline::new(&settings.config),
+            BTreeMap::new(),
+            clock,
+            cancel,
+            pace,
+        )?;
+        let n = partitions.max(1) as usize;
+        s.pipelines = (0..n).map(|_| None).collect();
+        s.starts = vec![Counts::default(); n];
+        Ok(s)
+    }
+
+    /// Takes over `partition` with its pipeline (new or restored) and the
+    /// training outcomes of its open windows.
+    pub fn adopt(
+        &mut self,
+        partition: u32,
+        pipeline: Pipeline,
+        retrains: BTreeMap<u64, RetrainNote>,
+    ) {
+        let p = partition as usize;
+        self.starts[p] = pipeline.counts();
+        self.pipelines[p] = Some(pipeline);
+        self.retrains.extend(retrains);
+    }
+
+    /// Hands `partition` over (after its checkpoint was written): its
+    /// windows are no longer this run's to report.
+    pub fn release(&mut self, partition: u32) {
+        let p = partition as usize;
+        if let Some(pipeline) = self.pipelines[p].take() {
+            let c = since(pipeline.counts(), self.starts[p]);
+            self.released = add(self.released, c);
+        }
+        let n = self.pipelines.len() as u64;
+        self.retrains.retain(|id, _| id % n != u64::from(partition));
+    }
+
+    /// Whether this run owns `partition`.
+    pub fn owns(&self, partition: u32) -> bool {
+        self.pipelines
+            .get(partition as usize)
+            .is_some_and(Option::is_some)
+    }
+
     /// Runs one record through the pipeline and its events to the sinks.
     #[inline]
     pub fn record(&mut self, record: &Record) -> anyhow::Result<()> {
-        self.pipeline.process(record, &mut self.events);
+        self.record_in(0, record)
+    }
+
+    /// [`Session::record`] for a record of `partition`, which this run owns.
+    #[inline]
+    pub fn record_in(&mut self, partition: u32, record: &Record) -> anyhow::Result<()> {
+        let Some(pipeline) = self.pipelines[partition as usize].as_mut() else {
+            return Ok(());
+        };
+        pipeline.process(record, &mut self.events);
         self.files.observe(record);
         if !self.events.is_empty() {
-            self.emit(true)?;
+            self.emit(partition, true)?;
         }
         Ok(())
     }
@@ -125,13 +201,20 @@ impl Session {
     /// The end of the input: every open window closes (`"eof"`). A watch
     /// with a checkpoint never calls it: its windows go on next run.
     pub fn end_of_input(&mut self) -> anyhow::Result<()> {
-        self.pipeline.finish(&mut self.events);
-        self.emit(false)
+        for p in 0..self.pipelines.len() {
+            if let Some(pipeline) = self.pipelines[p].as_mut() {
+                pipeline.finish(&mut self.events);
+                self.emit(p as u32, false)?;
+            }
+        }
+        Ok(())
     }
 
-    fn emit(&mut self, retrain: bool) -> anyhow::Result<()> {
+    fn emit(&mut self, partition: u32, retrain: bool) -> anyhow::Result<()> {
+        let n = self.pipelines.len() as u64;
         let mut events = std::mem::take(&mut self.events);
         for mut event in events.drain(..) {
+            event.window.id = event.window.id * n + u64::from(partition);
             if retrain && let Some(t) = &mut self.trigger {
                 let before = t.counts();
                 if let Some(note) = t.observe(&event) {
@@ -155,13 +238,38 @@ impl Session {
         std::mem::take(&mut self.retrained)
     }
 
+    /// The pipeline of a run over files (partition 0).
     pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+        self.pipelines[0]
+            .as_ref()
+            .expect("a session over files has its one pipeline")
+    }
+
+    /// The pipeline of `partition`, if this run owns it.
+    pub fn pipeline_of(&self, partition: u32) -> Option<&Pipeline> {
+        self.pipelines.get(partition as usize)?.as_ref()
     }
 
     /// The training outcomes of windows still open, for a checkpoint.
     pub fn retrains(&self) -> &BTreeMap<u64, RetrainNote> {
         &self.retrains
+    }
+
+    /// [`Session::retrains`] of one partition's windows.
+    pub fn retrains_of(&self, partition: u32) -> BTreeMap<u64, RetrainNote> {
+        let n = self.pipelines.len() as u64;
+        self.retrains
+            .iter()
+            .filter(|(id, _)| *id % n == u64::from(partition))
+            .map(|(id, note)| (*id, note.clone()))
+            .collect()
+    }
+
+    fn owned(&self) -> impl Iterator<Item = (usize, &Pipeline)> {
+        self.pipelines
+            .iter()
+            .enumerate()
+            .filter_map(|(p, pipeline)| Some((p, pipeline.as_ref()?)))
     }
 
     pub fn rejected(&self) -> u64 {
@@ -170,27 +278,22 @@ impl Session {
 
     /// This run's counts: the pipeline's less what a checkpoint carried in.
     pub fn counts(&self) -> Counts {
-        let total = self.pipeline.counts();
-        let start = self.start;
-        Counts {
-            records: total.records - start.records,
-            out_of_order: total.out_of_order - start.out_of_order,
-            windows_warning: total.windows_warning.saturating_sub(start.windows_warning),
-            windows_drift: total.windows_drift.saturating_sub(start.windows_drift),
-        }
+        self.owned()
+            .map(|(p, pipeline)| since(pipeline.counts(), self.starts[p]))
+            .fold(self.released, add)
     }
 
     /// The summary of this run so far, which read `bytes` from `inputs`.
     pub fn summary(&self, elapsed_s: f64, bytes: u64, inputs: Vec<FileStats>) -> Summary {
         let counts = self.counts();
-        let pipeline = &self.pipeline;
+        let (streams, unseen, versions) = self.streams_seen();
         Summary {
             files: inputs.len() as u64,
             bytes,
             records: counts.records,
             rejected: self.rejects.count(),
             out_of_order: counts.out_of_order,
-            streams: pipeline.streams(),
+            streams,
             windows: report::WindowCounts {
                 warning: counts.windows_warning,
                 drift: counts.windows_drift,
@@ -200,8 +303,8 @@ impl Session {
                 .as_ref()
                 .map(RetrainTrigger::counts)
                 .unwrap_or_default(),
-            unseen: pipeline.unseen(),
-            versions: pipeline.versions(),
+            unseen,
+            versions,
             elapsed_s,
             interrupted: None,
             records_per_s: if elapsed_s > 0.0 {
@@ -211,6 +314,31 @@ impl Session {
             },
             inputs,
         }
+    }
+
+    /// The streams, what no record carried and the versions seen, over
+    /// every pipeline owned.
+    fn streams_seen(&self) -> (u64, Unseen, Vec<VersionSpan>) {
+        let (mut streams, mut versions) = (0, Vec::new());
+        // Unseen by the run: by every pipeline that read a record in it.
+        let mut unseen: Option<Unseen> = None;
+        for (p, pipeline) in self.owned() {
+            streams += pipeline.streams();
+            versions.extend(pipeline.versions());
+            if since(pipeline.counts(), self.starts[p]).records == 0 {
+                continue;
+            }
+            let this = pipeline.unseen();
+            unseen = Some(match unseen {
+                None => this,
+                Some(mut all) => {
+                    all.metrics.retain(|m| this.metrics.contains(m));
+                    all.fields.retain(|f| this.fields.contains(f));
+                    all
+                }
+            });
+        }
+        (streams, unseen.unwrap_or_default(), versions)
     }
 
     /// Whether any `--report` file is asked for.
@@ -265,6 +393,25 @@ impl Session {
             code = code.worst(ExitCode::Training);
         }
         Ok(code)
+    }
+}
+
+/// `now` less `start`, for counts that a checkpoint carried in.
+fn since(now: Counts, start: Counts) -> Counts {
+    Counts {
+        records: now.records - start.records,
+        out_of_order: now.out_of_order - start.out_of_order,
+        windows_warning: now.windows_warning.saturating_sub(start.windows_warning),
+        windows_drift: now.windows_drift.saturating_sub(start.windows_drift),
+    }
+}
+
+fn add(a: Counts, b: Counts) -> Counts {
+    Counts {
+        records: a.records + b.records,
+        out_of_order: a.out_of_order + b.out_of_order,
+        windows_warning: a.windows_warning + b.windows_warning,
+        windows_drift: a.windows_drift + b.windows_drift,
     }
 }
 
