@@ -1159,31 +1159,5 @@ fn is_gz_name(p: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::ffi::OsStrExt;
-
-    #[test]
-    fn globs_match_names_that_are_not_utf8() {
-        let dir = tempfile::tempdir().unwrap();
-        let odd = std::ffi::OsStr::from_bytes(b"a-\xff.jsonl");
-        std::fs::write(dir.path().join(odd), "").unwrap();
-        std::fs::write(dir.path().join("b.jsonl"), "").unwrap();
-        std::fs::write(dir.path().join("c.txt"), "").unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("sub/d.jsonl"), "").unwrap();
-        let root = dir.path().to_string_lossy();
-        let got = expand(&format!("{root}/*.jsonl"));
-        assert_eq!(got, vec![dir.path().join(odd), dir.path().join("b.jsonl")]);
-        let nested = expand(&format!("{root}/s*/*.jsonl"));
-        assert_eq!(nested, vec![dir.path().join("sub/d.jsonl")]);
-    }
-
-    #[test]
-    fn the_descriptor_bound_leaves_room_below_the_limit() {
-        assert_eq!(max_open_for(1024), 960);
-        assert_eq!(max_open_for(256), 192);
-        assert_eq!(max_open_for(64), 32);
-        assert_eq!(max_open_for(2), 4);
-    }
-}
+#[path = "follow_tests.rs"]
+mod tests;

@@ -95,19 +95,10 @@ fn watch_once_that_read_only_bad_lines_exits_3_and_an_empty_increment_exits_0() 
         out.stderr
     );
     // The next cron run finds nothing new: that is normal, not an error.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_mmon"))
-        .args(["watch", "--once", "--state", "s.ckpt", "app.jsonl"])
-        .args(["--format", "json"])
-        .current_dir(out.dir.path())
-        .env_remove("MMON_CONFIG")
-        .output()
-        .unwrap();
-    assert_eq!(
-        again.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    out.then(&["watch", "--once", "--state", "s.ckpt", "app.jsonl"])
+        .args(&["--format", "json"])
+        .expect_code(0)
+        .run();
 }
 
 // ---- 2. what no record carried is warned about and listed ------------------
@@ -547,14 +538,13 @@ fn registry_show_prints_the_trigger_window_and_keeps_it_in_json() {
     .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let show = |format: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmon"))
-            .args(["registry", "show", "churn", "--format", format])
-            .current_dir(out.dir.path())
-            .env_remove("MMON_CONFIG")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        Mmon::in_dir(
+            out.dir.path(),
+            &["registry", "show", "churn", "--format", format],
+        )
+        .expect_code(0)
+        .run()
+        .stdout
     };
     let table = show("table");
     let line = |key: &str| {

@@ -29,21 +29,6 @@ fn run_dir(run: &Mmon) -> std::path::PathBuf {
     run.dir.path().to_path_buf()
 }
 
-/// Runs a second command in the directory of a finished run.
-fn again(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmon"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("MMON_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
     let out = walkthrough(&[
@@ -97,19 +82,23 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
     assert_eq!(manifest["trigger"]["model_id"], "churn");
     assert_eq!(manifest["trials"].as_array().unwrap().len(), 2);
 
-    let (code, show, _) = again(out.dir.path(), &["registry", "show", "churn"]);
-    assert_eq!(code, 0);
+    let show = Mmon::in_dir(out.dir.path(), &["registry", "show", "churn"])
+        .expect_code(0)
+        .run()
+        .stdout;
     assert!(show.contains("version       1.4.3"), "{show}");
     assert!(show.contains("parent        1.4.2"), "{show}");
-    let (code, list, _) = again(out.dir.path(), &["registry", "list", "--format", "json"]);
-    assert_eq!(code, 0);
-    let list: Value = serde_json::from_str(&list).unwrap();
+    let list = Mmon::in_dir(out.dir.path(), &["registry", "list", "--format", "json"])
+        .expect_code(0)
+        .run()
+        .json();
     assert_eq!(list["models"][0]["latest"], "1.4.3");
-    let (code, _, _) = again(out.dir.path(), &["registry", "verify"]);
-    assert_eq!(code, 0);
+    Mmon::in_dir(out.dir.path(), &["registry", "verify"])
+        .expect_code(0)
+        .run();
 
     // Replaying the same log again is within the cooldown: nothing new.
-    let (code, report, _) = again(
+    let report = Mmon::in_dir(
         out.dir.path(),
         &[
             "replay",
@@ -120,16 +109,18 @@ fn readme_walkthrough_publishes_a_patch_version_of_the_decayed_model() {
             "--format",
             "json",
         ],
-    );
-    assert_eq!(code, 0);
-    let report: Value = serde_json::from_str(&report).unwrap();
+    )
+    .expect_code(0)
+    .run()
+    .json();
     assert_eq!(report["windows"][0]["retrain"]["status"], "skipped");
     assert!(!out.path("registry/churn/1.4.4").exists());
 
     // A tampered file is found by verify: exit 4.
     std::fs::write(version.join("model.json"), "{}").unwrap();
-    let (code, verify, _) = again(out.dir.path(), &["registry", "verify"]);
-    assert_eq!(code, 4, "{verify}");
+    Mmon::in_dir(out.dir.path(), &["registry", "verify"])
+        .expect_code(4)
+        .run();
 }
 
 #[test]
@@ -402,8 +393,7 @@ fn a_training_outcome_kept_in_the_checkpoint_reaches_the_window_closed_next_run(
         .open(dir.join("app.jsonl"))
         .unwrap();
     std::io::Write::write_all(&mut file, rest.as_bytes()).unwrap();
-    let (code, stdout, stderr) = again(dir, &watch);
-    assert_eq!(code, 0, "{stderr}");
+    let stdout = Mmon::in_dir(dir, &watch).expect_code(0).run().stdout;
     let closed: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(closed["event"], "closed", "{stdout}");
     assert_eq!(closed["end_reason"], "recovered");

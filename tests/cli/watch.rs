@@ -8,15 +8,13 @@
 //! none sleeps for a fixed time to pass.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::Mmon;
+use crate::{Mmon, Outcome, Running};
 
 const CONFIG: &str = "[[monitor]]\nmetric = \"n\"\ndetector = \"threshold\"\nparams = { window = 1, above = -1.0 }\n[report]\nmerge_gap = 0\n";
 const BASE: i64 = 1_700_000_000;
@@ -101,169 +99,81 @@ impl Scene {
         f.write_all(text.as_ref()).expect("append");
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        self.command_under(&[], args)
-    }
-
-    /// `mmon watch ARGS` run by `program` (its name and first arguments),
-    /// such as `sh -c 'ulimit -n 256 && exec "$0" "$@"'`.
-    fn command_under(&self, program: &[&str], args: &[&str]) -> Command {
-        let mmon = env!("CARGO_BIN_EXE_mmon");
-        let mut cmd = match program.split_first() {
-            Some((p, first)) => {
-                let mut cmd = Command::new(p);
-                cmd.args(first).arg(mmon);
-                cmd
-            }
-            None => Command::new(mmon),
-        };
-        cmd.arg("watch");
+    /// `mmon watch ARGS` in the scene (`--format jsonl` unless given, and
+    /// `--poll` in polling mode).
+    fn watch(&self, args: &[&str]) -> Mmon {
+        let mut mmon = Mmon::in_dir(self.dir.path(), &["watch"]).timeout(TIMEOUT);
         if !args.contains(&"--format") {
-            cmd.args(["--format", "jsonl"]);
+            mmon = mmon.args(&["--format", "jsonl"]);
         }
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_remove("MMON_CONFIG")
-            .env_remove("RUST_LOG");
+        mmon = mmon.args(args);
         if self.poll {
-            cmd.arg("--poll");
+            mmon = mmon.args(&["--poll"]);
         }
-        cmd
+        mmon
     }
 
     /// Runs to the end (`--once` runs): (exit code, stdout, stderr).
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self
-            .command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mmon");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        parts(self.watch(args).run())
+    }
+
+    /// Runs `mmon watch ARGS` by `program` (its name and first arguments),
+    /// such as `sh -c 'ulimit -n 256 && exec "$0" "$@"'`, to the end.
+    fn run_under(&self, program: &[&str], args: &[&str]) -> (i32, String, String) {
+        parts(self.watch(args).under(program).run())
     }
 
     fn once(&self, args: &[&str]) -> String {
         let mut all = vec!["--once", "--state", "state.json"];
         all.extend_from_slice(args);
-        let (code, stdout, stderr) = self.run(&all);
-        assert_eq!(code, 0, "{stderr}");
-        stdout
+        self.watch(&all).expect_code(0).run().stdout
     }
 
     /// Starts a running watch and waits until it follows its files.
-    fn spawn(&self, args: &[&str]) -> Live {
-        self.spawn_env(args, &[])
+    fn spawn(&self, args: &[&str]) -> Running {
+        self.live(self.watch(args))
     }
 
-    fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Live {
-        let mut cmd = self.command(args);
+    fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut mmon = self.watch(args);
         for (k, v) in env {
-            cmd.env(k, v);
+            mmon = mmon.env(k, v);
         }
-        self.spawn_command(cmd)
+        self.live(mmon)
     }
 
-    /// Starts `cmd` (a running watch) and waits until it follows its files.
-    fn spawn_command(&self, mut cmd: Command) -> Live {
-        let mut child = cmd
-            .arg("-v")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mmon");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        for (pipe, sink) in [
-            (
-                Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-                stdout.clone(),
-            ),
-            (
-                Box::new(child.stderr.take().expect("stderr")),
-                stderr.clone(),
-            ),
-        ] {
-            std::thread::spawn(move || {
-                for l in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut s = sink.lock().expect("lock");
-                    s.push_str(&l);
-                    s.push('\n');
-                }
-            });
-        }
-        let live = Live {
-            child,
-            stdout,
-            stderr,
-        };
+    /// Starts `mmon` (a running watch, from [`Scene::watch`]) and waits
+    /// until it follows its files.
+    fn live(&self, mmon: Mmon) -> Running {
+        let live = mmon.args(&["-v"]).spawn();
         live.wait_stderr("watching");
         live
     }
 }
 
-struct Live {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
+fn parts(out: Outcome) -> (i32, String, String) {
+    (out.code, out.stdout, out.stderr)
 }
 
-impl Live {
-    fn stdout(&self) -> String {
-        self.stdout.lock().expect("lock").clone()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("lock").clone()
-    }
-
-    fn wait_until(&self, what: &str, cond: impl Fn(&Live) -> bool) {
-        let start = Instant::now();
-        while !cond(self) {
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "timed out waiting for {what}\nstderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn wait_stderr(&self, text: &str) {
-        self.wait_until(text, |l| l.stderr().contains(text));
-    }
-
+/// What the scenarios wait for and how they end a running watch.
+trait Live {
     /// Waits until `n` distinct records were opened; returns how long it took.
+    fn wait_records(&self, n: usize) -> Duration;
+    /// SIGTERM, then the exit code, stdout and stderr.
+    fn stop(self) -> (i32, String, String);
+}
+
+impl Live for Running {
     fn wait_records(&self, n: usize) -> Duration {
         let start = Instant::now();
-        self.wait_until(&format!("{n} records"), |l| counts(&l.stdout()).len() >= n);
+        self.wait_for(&format!("{n} records"), |l| counts(&l.stdout()).len() >= n);
         start.elapsed()
     }
 
-    /// SIGTERM, then the exit code, stdout and stderr.
-    fn stop(mut self) -> (i32, String, String) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("kill");
-        let status = self.child.wait().expect("wait");
-        // The reader threads end with the pipes.
-        let start = Instant::now();
-        while !self.stderr().contains("\"summary\"") && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        (status.code().unwrap_or(-1), self.stdout(), self.stderr())
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) -> (i32, String, String) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        parts(self.wait())
     }
 }
 
@@ -519,7 +429,7 @@ fn huge_line(poll: bool) {
     f.write_all(b"\n").unwrap();
     s.append("app.jsonl", line(1));
     live.wait_records(2);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", live.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", live.pid())).unwrap();
     let peak_kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -586,7 +496,7 @@ fn deleted_while_open(poll: bool) {
     std::fs::remove_file(s.path("app.jsonl")).unwrap();
     live.wait_records(1000);
     live.wait_stderr("is gone; closed");
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", live.child.id())).unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", live.pid())).unwrap();
     for fd in fds.flatten() {
         let target = std::fs::read_link(fd.path()).unwrap_or_default();
         assert!(
@@ -666,10 +576,7 @@ fn kill_9_loop(poll: bool) {
         s.append("app.jsonl", lines(next..next + 300));
         next += 300;
         std::thread::sleep(Duration::from_millis(37 * round));
-        let mut live = live;
-        let _ = live.child.kill();
-        let _ = live.child.wait();
-        all.push_str(&live.stdout());
+        all.push_str(&live.kill().stdout);
         let text = std::fs::read(s.path("state.json")).unwrap_or_default();
         if !text.is_empty() {
             assert!(
@@ -733,10 +640,7 @@ fn overlapping_runs(poll: bool) {
     let live = s.spawn(&["app.jsonl", "--state", "state.json"]);
     let (code, stdout, stderr) = s.run(&["--once", "--state", "state.json", "app.jsonl"]);
     assert_eq!(code, 5, "{stderr}");
-    assert!(
-        stderr.contains(&format!("pid {}", live.child.id())),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("pid {}", live.pid())), "{stderr}");
     assert!(stdout.is_empty());
     live.stop();
 }
@@ -863,14 +767,8 @@ fn sigint_writes_the_checkpoint_and_exits_130() {
     let live = s.spawn(&["a.jsonl", "--state", "state.json"]);
     s.append("a.jsonl", lines(0..10));
     live.wait_records(10);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(live.child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let mut live = live;
-    let status = live.child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    live.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(live.wait().code, 130);
     let state = std::fs::read_to_string(s.path("state.json")).unwrap();
     assert!(state.contains(&format!("\"offset\":{}", 10 * line(0).len())));
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Scene, TIMEOUT, counts, exactly_once, line, lines};
+use super::{Live, Scene, TIMEOUT, counts, exactly_once, line, lines};
+use crate::{Mmon, Running};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -30,15 +31,6 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-fn output(mut cmd: Command) -> (i32, String, String) {
-    let out = cmd.stdin(Stdio::null()).output().expect("run mmon");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// `sh -c 'PRELUDE && exec mmon watch ARGS'`.
 fn under_sh(prelude: &str) -> [&str; 3] {
     ["sh", "-c", prelude]
@@ -54,26 +46,19 @@ fn resume_racing_a_rotation_reads_no_generation_twice(poll: bool) {
     s.append("app.jsonl", lines(100..150));
     let hook = s.path("hook");
     std::fs::create_dir(&hook).unwrap();
-    let mut cmd = s.command(&["--once", "--state", "state.json", "app.jsonl"]);
-    cmd.env(
-        "MMON_TEST_PAUSE_AT",
-        format!("identified:{}", hook.display()),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn");
+    let running = s
+        .watch(&["--once", "--state", "state.json", "app.jsonl"])
+        .env(
+            "MMON_TEST_PAUSE_AT",
+            &format!("identified:{}", hook.display()),
+        )
+        .expect_code(0)
+        .spawn();
     wait_for("identification", || hook.join("identified").exists());
     std::fs::rename(s.path("app.jsonl"), s.path("app.jsonl.1")).unwrap();
     s.write("app.jsonl", lines(150..200));
     std::fs::write(hook.join("go"), b"").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    seen.push_str(&String::from_utf8_lossy(&out.stdout));
+    seen.push_str(&running.wait().stdout);
     seen.push_str(&s.once(&["app.jsonl"]));
     exactly_once(&counts(&seen), 0..200);
 }
@@ -142,25 +127,24 @@ fn six_hundred_files_under_ulimit_256(poll: bool) {
     }
     let sh = under_sh("ulimit -n 256 && exec \"$0\" \"$@\"");
     let once = ["--once", "--state", "state.json", "logs/*.jsonl"];
-    let (code, _, stderr) = output(s.command_under(&sh, &once));
+    let (code, _, stderr) = s.run_under(&sh, &once);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("Too many open files"), "{stderr}");
     for i in 0..600 {
         s.append(&format!("logs/{i:03}.jsonl"), line(i));
     }
-    let (code, stdout, stderr) = output(s.command_under(&sh, &once));
+    let (code, stdout, stderr) = s.run_under(&sh, &once);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("Too many open files"), "{stderr}");
     exactly_once(&counts(&stdout), 0..600);
     // A running watch follows all of them, within the limit.
-    let mut cmd = s.command_under(&sh, &["--state", "state.json", "logs/*.jsonl"]);
-    cmd.env("RUST_LOG", "info");
-    let live = s.spawn_command(cmd);
+    let watch = s.watch(&["--state", "state.json", "logs/*.jsonl"]);
+    let live = s.live(watch.under(&sh).env("RUST_LOG", "info"));
     for i in 0..600 {
         s.append(&format!("logs/{i:03}.jsonl"), line(600 + i));
     }
     live.wait_records(600);
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", live.child.id()))
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", live.pid()))
         .map(|d| d.count())
         .unwrap_or(0);
     assert!(fds <= 256, "{fds} descriptors");
@@ -199,7 +183,7 @@ fn idle_memory_does_not_grow_with_files_times_max_line_bytes() {
     }
     let live = s.spawn(&["--from-start", "logs/*.jsonl"]);
     live.wait_records(240);
-    let resident = rss(live.child.id());
+    let resident = rss(live.pid());
     let (_, stdout, _) = live.stop();
     exactly_once(&counts(&stdout), 0..240);
     assert!(
@@ -225,7 +209,7 @@ fn a_failed_checkpoint_write_is_retried_and_watch_keeps_following(poll: bool) {
         "--checkpoint-interval",
         "20ms",
     ];
-    let live = s.spawn_command(s.command_under(&under_sh(BLOCK_SAVES), &args));
+    let live = s.live(s.watch(&args).under(&under_sh(BLOCK_SAVES)));
     s.append("app.jsonl", lines(0..10));
     live.wait_records(10);
     live.wait_stderr("cannot write checkpoint");
@@ -271,7 +255,7 @@ fn consecutive_checkpoint_failures_exit_4(poll: bool) {
         "--checkpoint-failures",
         "3",
     ];
-    let (code, _, stderr) = output(s.command_under(&under_sh(BLOCK_SAVES), &args));
+    let (code, _, stderr) = s.run_under(&under_sh(BLOCK_SAVES), &args);
     assert_eq!(code, 4, "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
@@ -283,7 +267,7 @@ fn consecutive_checkpoint_failures_exit_4(poll: bool) {
     // A cron run that cannot write its checkpoint: exit 4 at once.
     let mut once = vec!["--once"];
     once.extend_from_slice(&args);
-    let (code, _, stderr) = output(s.command_under(&under_sh(BLOCK_SAVES), &once));
+    let (code, _, stderr) = s.run_under(&under_sh(BLOCK_SAVES), &once);
     assert_eq!(code, 4, "{stderr}");
     assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
 }
@@ -378,7 +362,7 @@ fn checkpoint_on_a_full_disk_or_read_only_folder_is_retried(poll: bool) {
         "20ms",
     ]);
     let mut next = 0;
-    let mut step = |live: &super::Live| {
+    let mut step = |live: &Running| {
         s.append("app.jsonl", lines(next..next + 5));
         next += 5;
         live.wait_records(next as usize);
@@ -437,14 +421,12 @@ fn unprivileged(s: &Scene) -> Option<Vec<&'static str>> {
         return Some(Vec::new());
     }
     let setpriv = ["--reuid=65534", "--regid=65534", "--clear-groups"];
-    let works = Command::new("setpriv")
-        .args(setpriv)
-        .arg(env!("CARGO_BIN_EXE_mmon"))
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|st| st.success());
+    let mut p = vec!["setpriv"];
+    p.extend(setpriv);
+    let works = Mmon::in_dir(s.dir.path(), &["--version"])
+        .under(&p)
+        .try_spawn()
+        .is_ok_and(|r| r.wait().code == 0);
     if !works {
         return None;
     }
@@ -452,8 +434,6 @@ fn unprivileged(s: &Scene) -> Option<Vec<&'static str>> {
     for e in std::fs::read_dir(s.dir.path()).ok()?.flatten() {
         let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o666));
     }
-    let mut p = vec!["setpriv"];
-    p.extend(setpriv);
     Some(p)
 }
 
@@ -471,8 +451,10 @@ fn an_unreadable_file_is_warned_about_once(poll: bool) {
         return skip("running as root without setpriv: every file is readable");
     };
     make_unreadable(&s, "secret.jsonl");
-    let cmd = s.command_under(&under, &["*.jsonl", "--poll-interval", "20ms"]);
-    let live = s.spawn_command(cmd);
+    let live = s.live(
+        s.watch(&["*.jsonl", "--poll-interval", "20ms"])
+            .under(&under),
+    );
     // Many polls go by while records arrive.
     for i in 0..20 {
         s.append("a.jsonl", line(i));
@@ -495,7 +477,7 @@ fn one_unreadable_file_in_a_glob_does_not_fail_the_first_run(poll: bool) {
     };
     make_unreadable(&s, "secret.jsonl");
     let args = ["--once", "--state", "state.json", "--from-start", "*.jsonl"];
-    let (code, stdout, stderr) = output(s.command_under(&under, &args));
+    let (code, stdout, stderr) = s.run_under(&under, &args);
     assert_eq!(code, 0, "{stderr}");
     exactly_once(&counts(&stdout), 0..5);
     assert_eq!(stderr.matches("cannot open").count(), 1, "{stderr}");
@@ -560,7 +542,8 @@ fn once_without_state_is_a_usage_error() {
 #[test]
 fn once_with_a_glob_that_matches_nothing_exits_3() {
     let s = Scene::new(true);
-    let (code, _, stderr) = s.run(&["--once", "--state", "state.json", "nomatch*"]);
-    assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("no file matches nomatch*"), "{stderr}");
+    s.watch(&["--once", "--state", "state.json", "nomatch*"])
+        .expect_code(3)
+        .stderr_contains("no file matches nomatch*")
+        .run();
 }
