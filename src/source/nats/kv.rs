@@ -24,7 +24,8 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store, UpdateErrorKind};
+use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store, UpdateErrorKind};
+use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 
 use super::{Client, Link, NatsError};
@@ -76,21 +77,43 @@ fn partition_key(partition: u32) -> String {
     format!("partition.{partition}")
 }
 
-/// Opens bucket `name`, creating it with `config` when missing; another
-/// instance creating it at the same moment is fine.
-async fn open_bucket(client: &Client, config: kv::Config) -> Result<Store, NatsError> {
-    if let Ok(store) = client.js.get_key_value(&config.bucket).await {
+/// What a bucket is made of: `KV_<name>` with the stream settings that
+/// async-nats' own `create_key_value` uses. Made by hand because that call
+/// first reads the account info in a shape nats-server 2.9 does not send.
+struct Bucket {
+    name: String,
+    description: &'static str,
+    max_age: Duration,
+}
+
+/// Opens the bucket, creating it when missing; another instance creating
+/// it at the same moment is fine.
+async fn open_bucket(client: &Client, bucket: Bucket) -> Result<Store, NatsError> {
+    if let Ok(store) = client.js.get_key_value(&bucket.name).await {
         return Ok(store);
     }
-    let name = config.bucket.clone();
-    match client.js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        Err(create) => client
-            .js
-            .get_key_value(&name)
-            .await
-            .map_err(|_| client.jetstream_error(format!("creating bucket {name}"), create)),
-    }
+    let config = stream::Config {
+        name: format!("KV_{}", bucket.name),
+        description: Some(bucket.description.to_string()),
+        subjects: vec![format!("$KV.{}.>", bucket.name)],
+        max_messages_per_subject: 1,
+        max_age: bucket.max_age,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    let created = client.js.create_stream(config).await;
+    client.js.get_key_value(&bucket.name).await.map_err(|e| {
+        let what = format!("creating bucket {}", bucket.name);
+        match created {
+            Err(create) => client.jetstream_error(what, create),
+            Ok(_) => client.jetstream_error(what, e),
+        }
+    })
 }
 
 /// The lease bucket of one stream, for one instance.
@@ -106,12 +129,10 @@ pub struct Leases {
 impl Leases {
     pub(super) fn open(client: &Client, ttl: Duration) -> Result<Leases, NatsError> {
         let bucket = format!("mmon-leases-{}", client.url.stream);
-        let config = kv::Config {
-            bucket: bucket.clone(),
-            description: "mmon: partition leases and live members".to_string(),
-            history: 1,
+        let config = Bucket {
+            name: bucket.clone(),
+            description: "mmon: partition leases and live members",
             max_age: ttl,
-            ..Default::default()
         };
         let link = &client.link;
         let store = link.block(|| format!("opening bucket {bucket}"), async {
@@ -332,11 +353,10 @@ pub struct Checkpoints {
 impl Checkpoints {
     pub(super) fn open(client: &Client) -> Result<Checkpoints, NatsError> {
         let bucket = format!("mmon-checkpoints-{}", client.url.stream);
-        let config = kv::Config {
-            bucket: bucket.clone(),
-            description: "mmon: per-partition checkpoints".to_string(),
-            history: 1,
-            ..Default::default()
+        let config = Bucket {
+            name: bucket.clone(),
+            description: "mmon: per-partition checkpoints",
+            max_age: Duration::ZERO,
         };
         let store = client.link.block(
             || format!("opening bucket {bucket}"),

@@ -263,7 +263,11 @@ impl Client {
                     })
             },
         )?;
-        let js = jetstream::new(client.clone());
+        // The JetStream context starts a task of its own on the runtime.
+        let js = {
+            let _runtime = link.rt.enter();
+            jetstream::new(client.clone())
+        };
         Ok(Client {
             link,
             url: url.clone(),
