@@ -26,7 +26,7 @@ impl NatsServer {
     /// Starts a server on a free port, or `None` (after a skip note) when
     /// `nats-server` is not installed; under `CI=true` that is a failure.
     pub fn start() -> Option<NatsServer> {
-        let installed = Command::new("nats-server")
+        let installed = Command::new(program())
             .arg("--version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -59,7 +59,7 @@ impl NatsServer {
             .append(true)
             .open(self.store.path().join("server.log"))
             .expect("server log");
-        let child = Command::new("nats-server")
+        let child = Command::new(program())
             .args([
                 "-js",
                 "-a",
@@ -107,6 +107,19 @@ impl NatsServer {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.store.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// `nats-server` from PATH, else where Debian puts it (not on every PATH).
+fn program() -> &'static str {
+    const DEBIAN: &str = "/usr/sbin/nats-server";
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("nats-server").is_file())
+    });
+    if !on_path && Path::new(DEBIAN).is_file() {
+        DEBIAN
+    } else {
+        "nats-server"
     }
 }
 
@@ -509,6 +522,21 @@ fn leases_claim_renew_conflict_and_expire_after_the_ttl() {
     la.release(taken).unwrap();
     assert!(matches!(la.release(taken), Err(NatsError::Conflict { .. })));
     lb.claim(1).unwrap();
+    // An unrenewed lease can be claimed by another within TTL + 1 s of its
+    // last write (the server removes it by the bucket's max_age).
+    lb.claim(2).unwrap();
+    let written = Instant::now();
+    loop {
+        match la.claim(2) {
+            Ok(_) => break,
+            Err(NatsError::Held { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = written.elapsed();
+    eprintln!("an unrenewed lease of TTL {ttl:?} was claimable after {after:?}");
+    assert!(after >= ttl && after < ttl + Duration::from_secs(1), "{after:?}");
     // Another TTL is refused: it is a property of the bucket.
     match b.leases(Duration::from_secs(30)) {
         Err(e @ NatsError::TtlMismatch { .. }) => {
