@@ -536,7 +536,10 @@ fn leases_claim_renew_conflict_and_expire_after_the_ttl() {
     }
     let after = written.elapsed();
     eprintln!("an unrenewed lease of TTL {ttl:?} was claimable after {after:?}");
-    assert!(after >= ttl && after < ttl + Duration::from_secs(1), "{after:?}");
+    assert!(
+        after >= ttl && after < ttl + Duration::from_secs(1),
+        "{after:?}"
+    );
     // Another TTL is refused: it is a property of the bucket.
     match b.leases(Duration::from_secs(30)) {
         Err(e @ NatsError::TtlMismatch { .. }) => {

@@ -198,7 +198,10 @@ impl Leases {
             })
     }
 
-    /// Renews a lease this instance holds, restarting its TTL:
+    /// Renews a lease this instance holds, restarting its TTL (take the
+    /// lease's new deadline as `Instant::now()` before the call plus the
+    /// TTL: past it, another instance may own the partition, so stop
+    /// emitting for it):
     /// [`NatsError::Conflict`] when the key changed since (it expired and
     /// was claimed by another instance, or was released): stop emitting
     /// for the partition and drop it.
