@@ -110,6 +110,9 @@ pub enum Command {
     /// Follow live log files like tail -F; --once for cron.
     #[command(after_help = crate::exit_code::ExitCode::help_table())]
     Watch(WatchArgs),
+    /// Publish JSONL records to NATS JetStream, on PREFIX.<model_id>.
+    #[cfg(feature = "nats")]
+    Publish(crate::cmd::publish::PublishArgs),
     /// Inspect and maintain the model registry.
     Registry(RegistryArgs),
     /// Write a commented starter mmon.toml (the embedded default).

@@ -22,6 +22,8 @@ fn main() -> std::process::ExitCode {
     let outcome = match &cli.command {
         Command::Replay(args) => mmon::cmd::replay::run(args, cli.quiet),
         Command::Watch(args) => mmon::cmd::watch::run(args, cli.quiet),
+        #[cfg(feature = "nats")]
+        Command::Publish(args) => mmon::cmd::publish::run(args, cli.quiet),
         Command::Init(args) => mmon::cmd::init::run(args),
         Command::Generate(args) => mmon::cmd::generate::run(args),
         Command::Eval(args) => mmon::cmd::eval::run(args),

@@ -3,6 +3,8 @@
 pub mod eval;
 pub mod generate;
 pub mod init;
+#[cfg(feature = "nats")]
+pub mod publish;
 pub mod registry;
 pub mod replay;
 pub mod watch;

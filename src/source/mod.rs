@@ -10,6 +10,8 @@ pub mod csv;
 pub mod inputs;
 pub mod jsonl;
 pub mod lines;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod read_ahead;
 
 use std::fmt;

@@ -8,6 +8,8 @@ mod checkpoint;
 mod default_config;
 mod eval;
 mod generate;
+#[cfg(feature = "nats")]
+mod nats;
 mod newcomer;
 mod outputs;
 mod parity;
