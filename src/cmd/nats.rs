@@ -572,10 +572,16 @@ pub fn watch(source: &str, settings: &Settings, follow: &Follow) -> anyhow::Resu
                     continue;
                 }
             };
+            // The last sequence handled: messages come in sequence order
+            // from below every owned partition's next sequence, so each has
+            // then seen all of its messages up to it, and its checkpoint
+            // moves on even when none of them was its own.
+            let mut read_to = None;
             for msg in &batch {
-                if end.is_some_and(|end| msg.seq > end) {
+                if end.is_some_and(|end| msg.seq > end) || signals.caught() {
                     break;
                 }
+                read_to = Some(msg.seq);
                 let p = url.partition_of(&msg.model);
                 let Some(o) = member.owned.get_mut(&p) else {
                     continue;
@@ -590,8 +596,13 @@ pub fn watch(source: &str, settings: &Settings, follow: &Follow) -> anyhow::Resu
                 o.applied = msg.seq;
                 o.dirty = true;
                 records.apply(msg, p, &mut session)?;
-                if signals.caught() {
-                    break;
+            }
+            if let Some(read_to) = read_to {
+                for o in member.owned.values_mut() {
+                    if o.applied < read_to {
+                        o.applied = read_to;
+                        o.dirty = true;
+                    }
                 }
             }
             if session.take_retrained() || last_save.elapsed() >= follow.checkpoint_interval {
