@@ -169,6 +169,32 @@ impl Scene {
         out
     }
 
+    /// Once every instance has gone (withdrawn, or expired after the TTL)
+    /// and every lease is free, `watch --once --instance ID`, which then
+    /// claims every partition: it applies what the others had not.
+    fn catch_up(&self, id: &str) -> super::Outcome {
+        let probe = super::nats::client(&self.url, "probe");
+        let leases = probe.leases(TTL).expect("lease bucket");
+        within(
+            TTL + Duration::from_secs(2),
+            "every instance gone and every lease free",
+            || {
+                leases.members().expect("members").is_empty()
+                    && leases.holders().expect("holders").is_empty()
+            },
+            || format!("{:?} {:?}", leases.members(), leases.holders()),
+        );
+        let out = self.once(id);
+        for p in all() {
+            assert!(
+                out.stderr.contains(&format!("claimed partition {p}")),
+                "{}",
+                out.stderr
+            );
+        }
+        out
+    }
+
     /// Opened windows and per-model counts of `mmon replay m.jsonl`.
     fn reference(&self) -> (BTreeSet<WindowKey>, Counts) {
         let out = Mmon::in_dir(self.path(), &["replay", "m.jsonl", "--format", "jsonl"]).run();
@@ -469,7 +495,7 @@ fn nats_cluster_two_instances_split_the_partitions_and_count_every_record_once()
     assert!(pa.is_disjoint(&pb));
     assert_eq!(&pa | &pb, all());
     assert!(sa["records"].as_u64().unwrap() + sb["records"].as_u64().unwrap() <= 20_000);
-    let rest = scene.once("a");
+    let rest = scene.catch_up("a");
     let sr = summary(&rest.stderr);
     assert_counted_once(&[("a", &sa), ("b", &sb), ("a --once", &sr)], &published);
     let got: BTreeSet<WindowKey> = [&a.stdout, &b.stdout, &rest.stdout]
@@ -509,7 +535,7 @@ fn nats_cluster_kill_9_of_one_instance_hands_all_its_partitions_to_the_other_wit
     let b = wait_exit(b, 143);
     let sb = summary(&b.stderr);
     assert_eq!(partitions(&sb), all());
-    let rest = scene.once("b");
+    let rest = scene.catch_up("b");
     let sr = summary(&rest.stderr);
     assert_eq!(
         counts(&sr),
@@ -596,7 +622,7 @@ fn nats_cluster_a_zombie_past_its_ttl_loses_its_partitions_and_emits_nothing_mor
     let (a, b) = (wait_exit(a, 143), wait_exit(b, 143));
     let (sa, sb) = (summary(&a.stderr), summary(&b.stderr));
     assert!(partitions(&sa).is_disjoint(&partitions(&sb)));
-    let rest = scene.once("b");
+    let rest = scene.catch_up("b");
     let sr = summary(&rest.stderr);
     assert_counted_once(&[("a", &sa), ("b", &sb), ("b --once", &sr)], &published);
     let got: BTreeSet<WindowKey> = [&a.stdout, &b.stdout, &rest.stdout]
@@ -664,7 +690,7 @@ fn nats_cluster_sigterm_hands_partitions_over_at_once_and_a_newcomer_takes_its_s
     let (sa, sb, sc) = (summary(&a.stderr), summary(&b.stderr), summary(&c.stderr));
     assert_eq!(partitions(&sa), mine);
     assert!(partitions(&sb).is_disjoint(&partitions(&sc)));
-    let rest = scene.once("b");
+    let rest = scene.catch_up("b");
     let sr = summary(&rest.stderr);
     assert_counted_once(
         &[("a", &sa), ("b", &sb), ("c", &sc), ("b --once", &sr)],
@@ -705,7 +731,7 @@ fn nats_cluster_an_instance_keeps_going_across_a_server_restart() {
     let a = wait_exit(a, 143);
     let sa = summary(&a.stderr);
     assert_eq!(partitions(&sa), all());
-    let rest = scene.once("a");
+    let rest = scene.catch_up("a");
     let sr = summary(&rest.stderr);
     assert_eq!(counts(&sr), published);
     assert_counted_once(&[("a", &sa), ("a --once", &sr)], &published);
