@@ -219,6 +219,12 @@ pub struct WatchArgs {
     /// full, read-only folder); each failure is a warning and is retried.
     #[arg(long, value_name = "N", default_value_t = 12)]
     pub checkpoint_failures: u32,
+    /// For a nats:// source: this instance's name among those sharing the stream [default: HOST-PID].
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// For a nats:// source: how long a partition's lease lasts unrenewed (the same on every instance).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: std::time::Duration,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -313,6 +313,7 @@ impl Session {
                 0.0
             },
             inputs,
+            partitions: None,
         }
     }
 

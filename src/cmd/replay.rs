@@ -29,6 +29,11 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         config.source,
         config.monitors.len()
     );
+    if let [one] = args.files.as_slice()
+        && one.starts_with("nats://")
+    {
+        return super::nats_source::replay(one, &settings);
+    }
     let files = crate::source::inputs::expand(&args.files)?;
     if files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(Failure::new(

@@ -99,6 +99,12 @@ fn not_files(paths: &[String]) -> Vec<(String, String)> {
 }
 
 pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    if let [one] = args.paths.as_slice()
+        && one.starts_with("nats://")
+    {
+        let settings = Settings::resolve(&args.run, quiet, Retrain::Configured)?;
+        return super::nats_source::watch(one, &settings, args);
+    }
     if args.once && args.state.is_none() {
         return Err(usage(
             "--once needs --state FILE: without a checkpoint each run starts at the end of the files and reads nothing new; add --state (or read whole files with `mmon replay`)".into(),

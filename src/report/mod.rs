@@ -88,6 +88,10 @@ pub struct Summary {
     pub interrupted: Option<&'static str>,
     /// Per input file: bytes read (the final offset), records and rejects.
     pub inputs: Vec<FileStats>,
+    /// The partitions of a `nats://` source this instance owned when it
+    /// stopped (absent for files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<u32>>,
 }
 
 #[derive(Serialize)]
