@@ -718,9 +718,12 @@ fn nats_cluster_an_instance_keeps_going_across_a_server_restart() {
     scene.server.restart();
     scene.publish(&[&parts[1]]);
     // Every window is in the second half of the log: a read it after the restart.
-    a.wait_for("a's windows after the restart", |r| {
-        opened(&r.stdout()) == windows
-    });
+    within(
+        Duration::from_secs(8),
+        "a's windows after the restart",
+        || opened(&a.stdout()) == windows,
+        || format!("stdout:\n{}\nstderr:\n{}", a.stdout(), a.stderr()),
+    );
     assert!(
         a.child.try_wait().unwrap().is_none(),
         "a ended at the restart:\n{}",
