@@ -10,6 +10,8 @@ mod eval;
 mod generate;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "nats")]
+mod nats_cluster;
 mod newcomer;
 mod outputs;
 mod parity;

@@ -129,7 +129,7 @@ impl Drop for NatsServer {
     }
 }
 
-fn client(url: &str, instance: &str) -> Client {
+pub(crate) fn client(url: &str, instance: &str) -> Client {
     let url = NatsUrl::parse(url).expect("url");
     Client::connect(&url, instance, Timeouts::default()).expect("connect")
 }
