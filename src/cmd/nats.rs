@@ -42,6 +42,10 @@ const SCHEMA: &str = "mmon.nats-checkpoint/1";
 const BATCH: usize = 1000;
 const WAIT: Duration = Duration::from_millis(200);
 
+/// How long a follower waits without a message before it asks the server
+/// whether the stream has more than it read.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
 /// What `watch nats://…` adds to the shared flags.
 #[derive(Debug, Clone)]
 pub struct Follow {
@@ -528,6 +532,7 @@ pub fn watch(source: &str, settings: &Settings, follow: &Follow) -> anyhow::Resu
     let mut next_housekeeping = Instant::now();
     let mut last_save = Instant::now();
     let mut reader: Option<Reader> = None;
+    let mut idle_since = Instant::now();
     let outcome = (|| -> anyhow::Result<()> {
         loop {
             if signals.caught() {
@@ -563,7 +568,24 @@ pub fn watch(source: &str, settings: &Settings, follow: &Follow) -> anyhow::Resu
             }
             let r = reader.as_mut().expect("a reader");
             let batch = match r.next_batch(BATCH, WAIT) {
-                Ok(b) => b,
+                Ok(b) if b.is_empty() && idle_since.elapsed() >= IDLE_CHECK => {
+                    // A server that restarted drops the reader's consumer,
+                    // which the client notices only much later: when the
+                    // stream holds more than was read, read it again.
+                    idle_since = Instant::now();
+                    let next = r.next_seq();
+                    if client.stream_info().is_ok_and(|i| i.last_seq >= next) {
+                        log::info!("reading again from sequence {next} (the stream has more)");
+                        reader = client.reader(next).ok();
+                    }
+                    continue;
+                }
+                Ok(b) => {
+                    if !b.is_empty() {
+                        idle_since = Instant::now();
+                    }
+                    b
+                }
                 Err(e) => {
                     log::warn!("{e}; reading again from sequence {}", r.next_seq());
                     let next = r.next_seq();
