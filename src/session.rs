@@ -31,6 +31,7 @@ use crate::report::files::ReportFiles;
 use crate::report::{self, Reporter, Summary, Unseen};
 use crate::retrain::{ClockMode, RetrainNote};
 use crate::settings::Settings;
+use crate::signals::Signals;
 use crate::source::{BadRecord, FileStats};
 use crate::trigger::RetrainTrigger;
 use crate::window::{Event, EventKind};
@@ -78,6 +79,30 @@ impl Session {
         cancel: Arc<AtomicBool>,
         pace: Pace,
     ) -> anyhow::Result<Session> {
+        let mut s = Session::with_slots(settings, 1, clock, cancel, pace)?;
+        s.adopt(0, pipeline, retrains);
+        Ok(s)
+    }
+
+    /// A session of `partitions` pipelines, none owned yet
+    /// ([`Session::adopt`] gives one).
+    pub fn partitioned(
+        settings: &Settings,
+        partitions: u32,
+        clock: ClockMode,
+        cancel: Arc<AtomicBool>,
+        pace: Pace,
+    ) -> anyhow::Result<Session> {
+        Session::with_slots(settings, partitions.max(1) as usize, clock, cancel, pace)
+    }
+
+    fn with_slots(
+        settings: &Settings,
+        slots: usize,
+        clock: ClockMode,
+        cancel: Arc<AtomicBool>,
+        pace: Pace,
+    ) -> anyhow::Result<Session> {
         let trigger = if settings.retrain {
             let mut options = settings.trigger.clone();
             options.cancel = Some(cancel);
@@ -102,41 +127,18 @@ impl Session {
             settings.quiet,
         )?;
         Ok(Session {
-            starts: vec![pipeline.counts()],
+            starts: vec![Counts::default(); slots],
             released: Counts::default(),
-            pipelines: vec![Some(pipeline)],
+            pipelines: (0..slots).map(|_| None).collect(),
             trigger,
             reporter,
             files,
             rejects,
-            retrains,
+            retrains: BTreeMap::new(),
             events: Vec::new(),
             retrained: false,
             fail_on: settings.fail_on,
         })
-    }
-
-    /// A session of `partitions` pipelines, none owned yet
-    /// ([`Session::adopt`] gives one).
-    pub fn partitioned(
-        settings: &Settings,
-        partitions: u32,
-        clock: ClockMode,
-        cancel: Arc<AtomicBool>,
-        pace: Pace,
-    ) -> anyhow::Result<Session> {
-        let mut s = Session::new(
-            settings,
-            Pipeline::new(&settings.config),
-            BTreeMap::new(),
-            clock,
-            cancel,
-            pace,
-        )?;
-        let n = partitions.max(1) as usize;
-        s.pipelines = (0..n).map(|_| None).collect();
-        s.starts = vec![Counts::default(); n];
-        Ok(s)
     }
 
     /// Takes over `partition` with its pipeline (new or restored) and the
@@ -163,13 +165,6 @@ impl Session {
         }
         let n = self.pipelines.len() as u64;
         self.retrains.retain(|id, _| id % n != u64::from(partition));
-    }
-
-    /// Whether this run owns `partition`.
-    pub fn owns(&self, partition: u32) -> bool {
-        self.pipelines
-            .get(partition as usize)
-            .is_some_and(Option::is_some)
     }
 
     /// Runs one record through the pipeline and its events to the sinks.
@@ -394,6 +389,32 @@ impl Session {
             code = code.worst(ExitCode::Training);
         }
         Ok(code)
+    }
+}
+
+impl Session {
+    /// How a replay ends, whatever it read from: the report of what was
+    /// read (marked interrupted after a signal), exit 3 when no usable
+    /// record was read from `input`, else the signal's exit code or the
+    /// run's.
+    pub fn conclude_replay(
+        self,
+        mut summary: Summary,
+        config: &Config,
+        signals: &Signals,
+        input: &str,
+    ) -> anyhow::Result<ExitCode> {
+        summary.interrupted = signals.name();
+        if let Some(signal) = summary.interrupted {
+            let seen = summary.records + summary.rejected;
+            log::warn!("{signal}: stopped after {seen} records; reporting what was read");
+        }
+        let rejected = self.rejected();
+        let code = self.finish(&summary, config, summary.interrupted.is_some())?;
+        if summary.records == 0 && summary.interrupted.is_none() {
+            return Err(no_usable_record(input, rejected));
+        }
+        Ok(signals.exit_code().unwrap_or(code))
     }
 }
 

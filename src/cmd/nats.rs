@@ -230,18 +230,12 @@ pub fn replay(source: &str, settings: &Settings) -> anyhow::Result<ExitCode> {
     }
     session.end_of_input()?;
     session.close_rejects()?;
-    let mut summary = session.summary(
+    let summary = session.summary(
         started.elapsed().as_secs_f64(),
         records.bytes,
         records.stats(),
     );
-    summary.interrupted = signals.name();
-    let rejected = session.rejected();
-    let code = session.finish(&summary, &settings.config, summary.interrupted.is_some())?;
-    if summary.records == 0 && summary.interrupted.is_none() {
-        return Err(session::no_usable_record(source, rejected));
-    }
-    Ok(signals.exit_code().unwrap_or(code))
+    session.conclude_replay(summary, &settings.config, &signals, source)
 }
 
 /// The instance's hold on the stream: leases, checkpoints and what it owns.

@@ -101,24 +101,12 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let mut summary = session.summary(
+    let summary = session.summary(
         started.elapsed().as_secs_f64(),
         source.bytes_read(),
         source.stats().to_vec(),
     );
-    summary.interrupted = signals.name();
-    if let Some(signal) = summary.interrupted {
-        log::warn!("{signal}: stopped after {seen} records; reporting what was read");
-    }
-    let rejected = session.rejected();
-    let code = session.finish(&summary, config, summary.interrupted.is_some())?;
-    if summary.records == 0 && summary.interrupted.is_none() {
-        return Err(session::no_usable_record(
-            &session::inputs_name(&files),
-            rejected,
-        ));
-    }
-    Ok(signals.exit_code().unwrap_or(code))
+    session.conclude_replay(summary, config, &signals, &session::inputs_name(&files))
 }
 
 /// `files` sorted by the timestamp of their first record (SPEC §2).

@@ -99,18 +99,20 @@ fn not_files(paths: &[String]) -> Vec<(String, String)> {
 }
 
 pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    if let [one] = args.paths.as_slice()
-        && one.starts_with("nats://")
-    {
-        let settings = Settings::resolve(&args.run, quiet, Retrain::Configured)?;
-        return super::nats_source::watch(one, &settings, args);
-    }
-    if args.once && args.state.is_none() {
+    let nats = match args.paths.as_slice() {
+        [one] if one.starts_with("nats://") => Some(one),
+        _ => None,
+    };
+    // A nats:// source keeps its checkpoints on the server.
+    if args.once && args.state.is_none() && nats.is_none() {
         return Err(usage(
             "--once needs --state FILE: without a checkpoint each run starts at the end of the files and reads nothing new; add --state (or read whole files with `mmon replay`)".into(),
         ));
     }
     let settings = Settings::resolve(&args.run, quiet, Retrain::Configured)?;
+    if let Some(source) = nats {
+        return super::nats_source::watch(source, &settings, args);
+    }
     let config = &settings.config;
     if args.poll_interval.is_zero() {
         return Err(usage("--poll-interval: must be more than 0".into()));
@@ -166,20 +168,30 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         other => other,
     };
-    let pipeline = match &saved {
-        Some(b) => Pipeline::restore(config, b.pipeline.clone()).map_err(|e| {
-            let path = args.state.as_deref().unwrap_or(Path::new("")).display();
-            checkpoint_failure(CheckpointError::Corrupt {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })
-        })?,
-        None => Pipeline::new(config),
+    // The pipeline state goes to the pipeline; the files and the open
+    // windows' training outcomes stay for the follower and the session.
+    let (pipeline, saved) = match saved {
+        Some(Body {
+            pipeline: state,
+            files,
+            retrains,
+            ..
+        }) => {
+            let pipeline = Pipeline::restore(config, state).map_err(|e| {
+                let path = args.state.as_deref().unwrap_or(Path::new("")).display();
+                checkpoint_failure(CheckpointError::Corrupt {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                })
+            })?;
+            (pipeline, Some((files, retrains)))
+        }
+        None => (Pipeline::new(config), None),
     };
     let known: Vec<&str> = saved
         .iter()
-        .flat_map(|b| {
-            b.files
+        .flat_map(|(files, _)| {
+            files
                 .iter()
                 .flat_map(|f| [f.name.as_str(), f.path.as_str()])
         })
@@ -191,14 +203,11 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     // A table in watch prints each event as it happens (SPEC §5).
-    let retrains = saved
-        .as_ref()
-        .map(|b| b.retrains.clone())
-        .unwrap_or_default();
+    let (files, retrains) = saved.unzip();
     let mut session = Session::new(
         &settings,
         pipeline,
-        retrains,
+        retrains.unwrap_or_default(),
         ClockMode::Watch,
         signals.flag(),
         Pace::Live,
@@ -213,8 +222,8 @@ pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     );
     // Watch before the first scan, so lines appended during catch-up wake us.
     wake.watch_dirs(follower.dirs().iter().map(|d| d.as_path()));
-    match &saved {
-        Some(b) => follower.resume(&b.files)?,
+    match &files {
+        Some(files) => follower.resume(files)?,
         None => follower.start(args.from_start)?,
     }
     wake.watch_dirs(follower.dirs().iter().map(|d| d.as_path()));

@@ -174,6 +174,34 @@ impl Scene {
     /// Once every instance has gone (withdrawn, or expired after the TTL)
     /// and every lease is free, `watch --once --instance ID`, which then
     /// claims every partition: it applies what the others had not.
+    /// Once every instance is gone: `survivor` catches up with `watch
+    /// --once` and applies nothing; no run in `counted` (nor the catch-up)
+    /// counted a model's records more than were published, and the last
+    /// one counted all of them; and the windows opened by `outputs` and the
+    /// catch-up are those of one replay.
+    fn assert_all_applied_once(
+        &self,
+        survivor: &str,
+        outputs: &[&super::Outcome],
+        counted: &[(&str, &Value)],
+        windows: &BTreeSet<WindowKey>,
+        published: &Counts,
+    ) {
+        let rest = self.catch_up(survivor);
+        let sr = summary(&rest.stderr);
+        assert_eq!(sr["records"].as_u64(), Some(0), "nothing was left to apply");
+        let once = format!("{survivor} --once");
+        let mut runs = counted.to_vec();
+        runs.push((&once, &sr));
+        assert_counted_once(&runs, published);
+        let got: BTreeSet<WindowKey> = outputs
+            .iter()
+            .chain([&&rest])
+            .flat_map(|out| opened(&out.stdout))
+            .collect();
+        assert_eq!(&got, windows);
+    }
+
     fn catch_up(&self, id: &str) -> super::Outcome {
         let probe = super::nats::client(&self.url, "probe");
         let leases = probe.leases(TTL).expect("lease bucket");
@@ -560,15 +588,13 @@ fn nats_cluster_two_instances_split_the_partitions_and_count_every_record_once()
         "records applied by a and b"
     );
     assert_owners_counted_all(&[("a", &sa), ("b", &sb)], &published, PARTITIONS);
-    let rest = scene.catch_up("a");
-    let sr = summary(&rest.stderr);
-    assert_eq!(sr["records"].as_u64(), Some(0), "nothing was left to apply");
-    assert_counted_once(&[("a", &sa), ("b", &sb), ("a --once", &sr)], &published);
-    let got: BTreeSet<WindowKey> = [&a.stdout, &b.stdout, &rest.stdout]
-        .iter()
-        .flat_map(|s| opened(s))
-        .collect();
-    assert_eq!(got, windows);
+    scene.assert_all_applied_once(
+        "a",
+        &[&a, &b],
+        &[("a", &sa), ("b", &sb)],
+        &windows,
+        &published,
+    );
 }
 
 #[test]
@@ -603,19 +629,7 @@ fn nats_cluster_kill_9_of_one_instance_hands_all_its_partitions_to_the_other_wit
     let sb = summary(&b.stderr);
     assert_eq!(partitions(&sb), all());
     assert_eq!(counts(&sb), published, "the survivor's counts");
-    let rest = scene.catch_up("b");
-    let sr = summary(&rest.stderr);
-    assert_eq!(sr["records"].as_u64(), Some(0), "nothing was left to apply");
-    assert_eq!(
-        counts(&sr),
-        published,
-        "b's counts, cumulative per partition"
-    );
-    let got: BTreeSet<WindowKey> = [&a.stdout, &b.stdout, &rest.stdout]
-        .iter()
-        .flat_map(|s| opened(s))
-        .collect();
-    assert_eq!(got, windows);
+    scene.assert_all_applied_once("b", &[&a, &b], &[], &windows, &published);
 }
 
 #[test]
@@ -700,15 +714,13 @@ fn nats_cluster_a_zombie_past_its_ttl_loses_its_partitions_and_emits_nothing_mor
     let (sa, sb) = (summary(&a.stderr), summary(&b.stderr));
     assert!(partitions(&sa).is_disjoint(&partitions(&sb)));
     assert_owners_counted_all(&[("a", &sa), ("b", &sb)], &published, PARTITIONS);
-    let rest = scene.catch_up("b");
-    let sr = summary(&rest.stderr);
-    assert_eq!(sr["records"].as_u64(), Some(0), "nothing was left to apply");
-    assert_counted_once(&[("a", &sa), ("b", &sb), ("b --once", &sr)], &published);
-    let got: BTreeSet<WindowKey> = [&a.stdout, &b.stdout, &rest.stdout]
-        .iter()
-        .flat_map(|s| opened(s))
-        .collect();
-    assert_eq!(got, windows);
+    scene.assert_all_applied_once(
+        "b",
+        &[&a, &b],
+        &[("a", &sa), ("b", &sb)],
+        &windows,
+        &published,
+    );
 }
 
 #[test]
@@ -771,18 +783,13 @@ fn nats_cluster_sigterm_hands_partitions_over_at_once_and_a_newcomer_takes_its_s
     assert_eq!(partitions(&sa), mine);
     assert!(partitions(&sb).is_disjoint(&partitions(&sc)));
     assert_owners_counted_all(&[("b", &sb), ("c", &sc)], &published, PARTITIONS);
-    let rest = scene.catch_up("b");
-    let sr = summary(&rest.stderr);
-    assert_eq!(sr["records"].as_u64(), Some(0), "nothing was left to apply");
-    assert_counted_once(
-        &[("a", &sa), ("b", &sb), ("c", &sc), ("b --once", &sr)],
+    scene.assert_all_applied_once(
+        "b",
+        &[&a, &b, &c],
+        &[("a", &sa), ("b", &sb), ("c", &sc)],
+        &windows,
         &published,
     );
-    let got: BTreeSet<WindowKey> = [&a.stdout, &b.stdout, &c.stdout, &rest.stdout]
-        .iter()
-        .flat_map(|s| opened(s))
-        .collect();
-    assert_eq!(got, windows);
 }
 
 #[test]
@@ -819,15 +826,7 @@ fn nats_cluster_an_instance_keeps_going_across_a_server_restart() {
     assert_eq!(partitions(&sa), all());
     assert_eq!(sa["records"].as_u64(), Some(scene.lines.len() as u64));
     assert_eq!(counts(&sa), published);
-    let rest = scene.catch_up("a");
-    let sr = summary(&rest.stderr);
-    assert_eq!(sr["records"].as_u64(), Some(0), "nothing was left to apply");
-    assert_eq!(counts(&sr), published);
-    let got: BTreeSet<WindowKey> = [&a.stdout, &rest.stdout]
-        .iter()
-        .flat_map(|s| opened(s))
-        .collect();
-    assert_eq!(got, windows);
+    scene.assert_all_applied_once("a", &[&a], &[], &windows, &published);
 }
 
 #[test]
