@@ -209,26 +209,15 @@ impl Leases {
         let key = partition_key(lease.partition);
         self.link
             .block(|| format!("renewing {}/{key}", self.bucket), async {
-                match self
+                let written = self
                     .store
                     .update(&key, self.instance.clone().into(), lease.revision)
-                    .await
-                {
-                    Ok(revision) => Ok(Lease {
+                    .await;
+                self.checked("renewing", &key, lease.revision, written)
+                    .map(|revision| Lease {
                         partition: lease.partition,
                         revision,
-                    }),
-                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
-                        Err(NatsError::Conflict {
-                            bucket: self.bucket.clone(),
-                            key: key.clone(),
-                            expected: Some(lease.revision),
-                        })
-                    }
-                    Err(e) => Err(self
-                        .link
-                        .server_error(format!("renewing {}/{key}", self.bucket), e)),
-                }
+                    })
             })
     }
 
@@ -239,24 +228,35 @@ impl Leases {
         let key = partition_key(lease.partition);
         self.link
             .block(|| format!("releasing {}/{key}", self.bucket), async {
-                match self
+                let deleted = self
                     .store
                     .delete_expect_revision(&key, Some(lease.revision))
-                    .await
-                {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {
-                        Err(NatsError::Conflict {
-                            bucket: self.bucket.clone(),
-                            key: key.clone(),
-                            expected: Some(lease.revision),
-                        })
-                    }
-                    Err(e) => Err(self
-                        .link
-                        .server_error(format!("releasing {}/{key}", self.bucket), e)),
-                }
+                    .await;
+                self.checked("releasing", &key, lease.revision, deleted)
             })
+    }
+
+    /// A write checked against `expected`: [`NatsError::Conflict`] when the
+    /// key has another revision, else the server's error for `doing` it.
+    fn checked<T>(
+        &self,
+        doing: &str,
+        key: &str,
+        expected: u64,
+        written: Result<T, async_nats::jetstream::kv::UpdateError>,
+    ) -> Result<T, NatsError> {
+        written.map_err(|e| {
+            if e.kind() == UpdateErrorKind::WrongLastRevision {
+                NatsError::Conflict {
+                    bucket: self.bucket.clone(),
+                    key: key.to_string(),
+                    expected: Some(expected),
+                }
+            } else {
+                self.link
+                    .server_error(format!("{doing} {}/{key}", self.bucket), e)
+            }
+        })
     }
 
     /// The holder of every leased partition, in partition order.
