@@ -9,38 +9,18 @@ times in a row spreads the noise of a shared machine over all of them, so
 the ratios of medians are fairer than the medians themselves.
 """
 import json
-import os
 import shlex
-import subprocess
 import sys
-import time
 
 
-def hwm_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+from measure import run_once as measure
 
 
 def run_once(args):
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    peak = 0
-    while True:
-        peak = max(peak, hwm_kb(proc.pid))
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        time.sleep(0.002)
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 3):
-        sys.exit(f"{args}: exit {code}")
-    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, peak / 1024.0
+    r = measure(args)
+    if r["exit"] not in (0, 3):
+        sys.exit(f"{args}: exit {r['exit']}")
+    return r["wall_s"], r["cpu_s"], r["peak_rss_mb"]
 
 
 repeat = int(sys.argv[1])

@@ -17,15 +17,6 @@ import subprocess
 import sys
 import time
 
-args = sys.argv[1:]
-repeat = 1
-if args[:1] == ["--repeat"]:
-    repeat = max(1, int(args[1]))
-    args = args[2:]
-if args[:1] == ["--"]:
-    args = args[1:]
-
-
 def hwm_kb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -37,7 +28,9 @@ def hwm_kb(pid):
     return 0
 
 
-def run_once():
+def run_once(args):
+    """One run of `args`: exit code, wall and CPU seconds, peak RSS (also
+    what bench/alternate.py measures)."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     peak = 0
@@ -56,10 +49,22 @@ def run_once():
     }
 
 
-runs = sorted((run_once() for _ in range(repeat)), key=lambda r: r["wall_s"])
-result = dict(runs[len(runs) // 2])
-result["wall_min_s"] = runs[0]["wall_s"]
-result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-result["runs"] = repeat
-result["exit"] = max((r["exit"] for r in runs), key=abs)
-print(json.dumps(result))
+def main():
+    args = sys.argv[1:]
+    repeat = 1
+    if args[:1] == ["--repeat"]:
+        repeat = max(1, int(args[1]))
+        args = args[2:]
+    if args[:1] == ["--"]:
+        args = args[1:]
+    runs = sorted((run_once(args) for _ in range(repeat)), key=lambda r: r["wall_s"])
+    result = dict(runs[len(runs) // 2])
+    result["wall_min_s"] = runs[0]["wall_s"]
+    result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    result["runs"] = repeat
+    result["exit"] = max((r["exit"] for r in runs), key=abs)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
