@@ -42,7 +42,7 @@ const SCHEMA: &str = "mmon.nats-checkpoint/1";
 const BATCH: usize = 1000;
 const WAIT: Duration = Duration::from_millis(200);
 
-/// How long a follower waits without a message before it asks the server
+/// How long a follower reads no new sequence before it asks the server
 /// whether the stream has more than it read.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -96,6 +96,15 @@ fn nats_failure(e: NatsError) -> anyhow::Error {
         _ => ExitCode::Training,
     };
     Failure::new(code, e).into()
+}
+
+/// Whether a call may work when tried again (the server is slow, away or
+/// reconnecting), rather than being wrong.
+fn transient(e: &NatsError) -> bool {
+    matches!(
+        e,
+        NatsError::Timeout { .. } | NatsError::Server { .. } | NatsError::Connect { .. }
+    )
 }
 
 /// The messages' records, decoded as JSONL lines of the "file" `name`
@@ -328,8 +337,18 @@ impl Member<'_> {
         claimed: Instant,
         session: &mut Session,
     ) -> anyhow::Result<()> {
-        let stored = self.checkpoints.load(p).map_err(nats_failure)?;
-        let info = self.client.stream_info().map_err(nats_failure)?;
+        let (stored, info) = match (self.checkpoints.load(p), self.client.stream_info()) {
+            (Ok(stored), Ok(info)) => (stored, info),
+            (Err(e), _) | (_, Err(e)) if transient(&e) => {
+                // Hand the claim back; the next round claims it again.
+                log::warn!("{e}; partition {p} is claimed again later");
+                if let Err(e) = self.leases.release(lease) {
+                    log::warn!("{e}");
+                }
+                return Ok(());
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(nats_failure(e)),
+        };
         let config = &self.settings.config;
         let where_ = || format!("{}/partition.{p}", self.checkpoints.bucket());
         let corrupt = |why: String| -> anyhow::Error {
@@ -526,7 +545,8 @@ pub fn watch(source: &str, settings: &Settings, follow: &Follow) -> anyhow::Resu
     let mut next_housekeeping = Instant::now();
     let mut last_save = Instant::now();
     let mut reader: Option<Reader> = None;
-    let mut idle_since = Instant::now();
+    // The newest sequence read, and when it was read.
+    let (mut high, mut progressed) = (0u64, Instant::now());
     let outcome = (|| -> anyhow::Result<()> {
         loop {
             if signals.caught() {
@@ -545,15 +565,28 @@ pub fn watch(source: &str, settings: &Settings, follow: &Follow) -> anyhow::Resu
                 continue;
             }
             let rewind = member.rewind.take();
-            match (&reader, rewind) {
-                (None, _) => {
-                    let from = member.owned.values().map(|o| o.applied + 1).min();
-                    reader = Some(client.reader(from.unwrap_or(1)).map_err(nats_failure)?);
+            let from = match (&reader, rewind) {
+                (None, _) => member.owned.values().map(|o| o.applied + 1).min(),
+                (Some(r), Some(from)) if r.next_seq() > from => Some(from),
+                _ => None,
+            };
+            if let Some(from) = from {
+                match client.reader(from) {
+                    Ok(r) => {
+                        reader = Some(r);
+                        // Reading again from below: what counts as new starts there.
+                        (high, progressed) = (from - 1, Instant::now());
+                    }
+                    Err(e) if transient(&e) => {
+                        // Without a reader, the next round starts one from
+                        // the lowest sequence any partition needs.
+                        log::warn!("{e}; trying again");
+                        reader = None;
+                        std::thread::sleep(WAIT);
+                        continue;
+                    }
+                    Err(e) => return Err(nats_failure(e)),
                 }
-                (Some(r), Some(from)) if r.next_seq() > from => {
-                    reader = Some(client.reader(from).map_err(nats_failure)?);
-                }
-                _ => {}
             }
             if let (Some(end), Some(r)) = (end, &reader)
                 && r.next_seq() > end
@@ -562,21 +595,30 @@ pub fn watch(source: &str, settings: &Settings, follow: &Follow) -> anyhow::Resu
             }
             let r = reader.as_mut().expect("a reader");
             let batch = match r.next_batch(BATCH, WAIT) {
-                Ok(b) if b.is_empty() && idle_since.elapsed() >= IDLE_CHECK => {
-                    // A server that restarted drops the reader's consumer,
-                    // which the client notices only much later: when the
-                    // stream holds more than was read, read it again.
-                    idle_since = Instant::now();
-                    let next = r.next_seq();
-                    if client.stream_info().is_ok_and(|i| i.last_seq >= next) {
-                        log::info!("reading again from sequence {next} (the stream has more)");
-                        reader = client.reader(next).ok();
-                    }
-                    continue;
-                }
                 Ok(b) => {
-                    if !b.is_empty() {
-                        idle_since = Instant::now();
+                    let newest = b.last().map_or(0, |m| m.seq);
+                    if newest > high {
+                        high = newest;
+                        progressed = Instant::now();
+                    } else if progressed.elapsed() >= IDLE_CHECK {
+                        // No new sequence for a while: a server that
+                        // restarted dropped the reader's consumer (which the
+                        // client notices only much later), or the consumer
+                        // went back over what was read. When the stream holds
+                        // more, read it again from past the newest seen.
+                        progressed = Instant::now();
+                        let next = high.max(r.next_seq().saturating_sub(1)) + 1;
+                        match client.stream_info() {
+                            Ok(i) if i.last_seq >= next => {
+                                log::info!(
+                                    "reading again from sequence {next} (the stream has more)"
+                                );
+                                reader = client.reader(next).ok();
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => log::warn!("{e}"),
+                        }
                     }
                     b
                 }

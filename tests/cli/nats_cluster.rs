@@ -233,7 +233,8 @@ impl Scene {
     /// sequence read, SPEC §10) is at or past the partition's last message:
     /// the instances applied everything published. (A checkpoint moves with
     /// the reader, past messages of other partitions.)
-    fn wait_checkpointed(&self) {
+    /// `running` are the instances whose logs a failure shows.
+    fn wait_checkpointed(&self, running: &[&Running]) {
         let mut last: BTreeMap<u32, u64> = BTreeMap::new();
         for (i, line) in self.lines.iter().enumerate() {
             let v: Value = serde_json::from_str(line).expect("a record");
@@ -256,11 +257,21 @@ impl Scene {
                 })
                 .collect()
         };
+        // Generous: a newly joined instance's reads can stall for seconds
+        // (async-nats' ordered consumer on the shared machine); what is
+        // checked is that everything is applied once, not how fast.
         within(
-            Duration::from_secs(8),
+            Duration::from_secs(30),
             "every partition checkpointed at its last message",
             || seqs().iter().all(|(p, seq)| *seq >= last[p]),
-            || format!("checkpoints at {:?}, last messages {last:?}", seqs()),
+            || {
+                let logs: Vec<String> = running.iter().map(|r| r.stderr()).collect();
+                format!(
+                    "checkpoints at {:?}, last messages {last:?}\n{}",
+                    seqs(),
+                    logs.join("\n----\n")
+                )
+            },
         );
     }
 
@@ -566,7 +577,7 @@ fn nats_cluster_two_instances_split_the_partitions_and_count_every_record_once()
     let a = scene.watch("a");
     let b = scene.watch("b");
     wait_split(&a, &b);
-    scene.wait_checkpointed();
+    scene.wait_checkpointed(&[&a, &b]);
     let (pa, pb) = (owned(&a.stderr()), owned(&b.stderr()));
     // Both stopped before either is told to end, so neither takes the
     // other's released partitions on the way out.
@@ -623,7 +634,7 @@ fn nats_cluster_kill_9_of_one_instance_hands_all_its_partitions_to_the_other_wit
         killed.elapsed()
     );
     wait_exit(publishing, 0);
-    scene.wait_checkpointed();
+    scene.wait_checkpointed(&[&b]);
     b.signal(Signal::SIGTERM);
     let b = wait_exit(b, 143);
     let sb = summary(&b.stderr);
@@ -702,7 +713,7 @@ fn nats_cluster_a_zombie_past_its_ttl_loses_its_partitions_and_emits_nothing_mor
         &after[before.len()..]
     );
     scene.publish(&[&parts[2]]);
-    scene.wait_checkpointed();
+    scene.wait_checkpointed(&[&a, &b]);
     for r in [&a, &b] {
         r.signal(Signal::SIGSTOP);
     }
@@ -770,7 +781,7 @@ fn nats_cluster_sigterm_hands_partitions_over_at_once_and_a_newcomer_takes_its_s
     assert!(mentions(&b.stderr(), "released") >= 1, "{}", b.stderr());
     assert!(mentions(&c.stderr(), "claimed") >= 1, "{}", c.stderr());
     scene.publish(&[&parts[2]]);
-    scene.wait_checkpointed();
+    scene.wait_checkpointed(&[&b, &c]);
     for r in [&b, &c] {
         r.signal(Signal::SIGSTOP);
     }
@@ -819,7 +830,7 @@ fn nats_cluster_an_instance_keeps_going_across_a_server_restart() {
         a.stderr()
     );
     assert_eq!(owned(&a.stderr()), all(), "{}", a.stderr());
-    scene.wait_checkpointed();
+    scene.wait_checkpointed(&[&a]);
     a.signal(Signal::SIGTERM);
     let a = wait_exit(a, 143);
     let sa = summary(&a.stderr);
