@@ -302,7 +302,6 @@ fn decode(text: &[u8]) -> Result<Body, Decode> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::pipeline::Pipeline;
@@ -323,11 +322,11 @@ mod tests {
             values.push(x);
             let r = Record {
                 time_ns: i as i64,
-                model: Arc::from("m"),
+                model_id: Some(crate::record::Name::new("m")),
                 version: None,
                 values,
                 pos: Position {
-                    file: Arc::from("app.jsonl"),
+                    file: crate::record::Name::new("app.jsonl"),
                     line: i as u64 + 1,
                     offset: i as u64 * 10,
                 },

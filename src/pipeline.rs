@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::detect::{Detector, DetectorConfig, DetectorState, Direction, MAX_COUNT, Outcome};
 use crate::episode::{self, Episode, Segment, Sums};
-use crate::record::Record;
+use crate::record::{Name, Record};
 use crate::window::{
     DetectorInfo, EndReason, Event, EventKind, Levels, Point, Severity, Subject, Window,
 };
@@ -83,32 +83,25 @@ struct Seen {
 #[derive(Default)]
 struct Files {
     names: Vec<Arc<str>>,
-    by_name: HashMap<Arc<str>, u32>,
-    /// The index of the last name looked up: records come in file order.
-    last: u32,
+    by_name: foldhash::HashMap<Name, u32>,
+    /// The last name looked up and its index: records come in file order.
+    last: Option<(Name, u32)>,
 }
 
 impl Files {
-    fn index(&mut self, file: &Arc<str>) -> u32 {
-        // Sources share one `Arc` per file, so the pointer usually says it.
-        if let Some(last) = self.names.get(self.last as usize)
-            && Arc::ptr_eq(last, file)
+    #[inline]
+    fn index(&mut self, file: Name) -> u32 {
+        if let Some((name, i)) = self.last
+            && name == file
         {
-            return self.last;
+            return i;
         }
-        let i = match self.by_name.get(file) {
-            Some(&i) => i,
-            None => {
-                self.names.push(file.clone());
-                let i = (self.names.len() - 1) as u32;
-                self.by_name.insert(file.clone(), i);
-                i
-            }
-        };
-        // Point `last` at this very `Arc`, so the next lookup is a pointer
-        // comparison even if another source named the same file.
-        self.names[i as usize] = file.clone();
-        self.last = i;
+        let names = &mut self.names;
+        let i = *self.by_name.entry(file).or_insert_with(|| {
+            names.push(Arc::from(file.as_str()));
+            (names.len() - 1) as u32
+        });
+        self.last = Some((file, i));
         i
     }
 
@@ -233,6 +226,8 @@ struct MonitorState {
 struct VersionStreams {
     /// The version of the records it sees (the latest, when versions share).
     version: Option<Arc<str>>,
+    /// The same, as the records name it.
+    name: Option<Name>,
     /// The model's record count at this version's latest record.
     last_record: u64,
     metrics: Vec<MetricStream>,
@@ -243,6 +238,7 @@ struct VersionStreams {
 #[derive(Clone)]
 struct VersionSeen {
     version: Option<Arc<str>>,
+    name: Option<Name>,
     records: u64,
     /// The model record index and position of its first and latest record.
     first: (u64, Seen),
@@ -251,6 +247,8 @@ struct VersionSeen {
 
 struct ModelState {
     id: Arc<str>,
+    /// The same, as the records name it.
+    name: Name,
     last_time: i64,
     /// The file of the record that set `last_time` (run-local).
     last_file: u32,
@@ -268,20 +266,17 @@ struct ModelState {
 
 impl ModelState {
     /// Counts a record of `version` read at `seen` for the summary.
-    fn note_version(&mut self, version: Option<&Arc<str>>, seen: Seen) {
+    fn note_version(&mut self, version: Option<Name>, seen: Seen) {
         let index = self.records;
-        let same = |v: &VersionSeen| match (&v.version, version) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-            (None, None) => true,
-            _ => false,
-        };
+        let same = |v: &VersionSeen| v.name == version;
         let i = match self.seen.get(self.seen_current) {
             Some(v) if same(v) => self.seen_current,
             _ => match self.seen.iter().position(same) {
                 Some(i) => i,
                 None => {
                     self.seen.push(VersionSeen {
-                        version: version.cloned(),
+                        version: version.map(|v| Arc::from(v.as_str())),
+                        name: version,
                         records: 0,
                         first: (index, seen),
                         last: (index, seen),
@@ -326,7 +321,7 @@ pub struct Pipeline {
     reset_on_version_change: bool,
     version_idle: u64,
     models: Vec<ModelState>,
-    by_id: HashMap<Arc<str>, usize>,
+    by_id: foldhash::HashMap<Name, usize>,
     files: Files,
     next_window: u64,
     counts: Counts,
@@ -383,7 +378,7 @@ impl Pipeline {
             reset_on_version_change: config.report.reset_on_version_change,
             version_idle: config.report.version_idle,
             models: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: foldhash::HashMap::default(),
             files: Files::default(),
             next_window: 0,
             counts: Counts::default(),
@@ -493,9 +488,10 @@ impl Pipeline {
             .collect()
     }
 
-    fn fresh_version(&self, version: Option<Arc<str>>) -> VersionStreams {
+    fn fresh_version(&self, version: Option<Name>) -> VersionStreams {
         VersionStreams {
-            version,
+            version: version.map(|v| Arc::from(v.as_str())),
+            name: version,
             last_record: 0,
             metrics: (0..self.metric_count)
                 .map(|_| MetricStream::default())
@@ -504,21 +500,17 @@ impl Pipeline {
         }
     }
 
-    fn model_index(&mut self, id: &Arc<str>) -> usize {
-        // Sources intern model ids, so a pointer comparison usually finds it.
-        if let Some(i) = self
-            .models
-            .iter()
-            .take(8)
-            .position(|m| Arc::ptr_eq(&m.id, id))
-        {
+    fn model_index(&mut self, id: Name) -> usize {
+        // Logs interleave a handful of models: a short scan usually finds it.
+        if let Some(i) = self.models.iter().take(8).position(|m| m.name == id) {
             return i;
         }
-        if let Some(&i) = self.by_id.get(id) {
+        if let Some(&i) = self.by_id.get(&id) {
             return i;
         }
         let state = ModelState {
-            id: id.clone(),
+            id: Arc::from(id.as_str()),
+            name: id,
             last_time: i64::MIN,
             last_file: u32::MAX,
             records: 0,
@@ -528,22 +520,22 @@ impl Pipeline {
             seen_current: 0,
         };
         self.models.push(state);
-        self.by_id.insert(id.clone(), self.models.len() - 1);
+        self.by_id.insert(id, self.models.len() - 1);
         self.models.len() - 1
     }
 
     /// Feeds one record; window events are appended to `events`.
     pub fn process(&mut self, record: &Record, events: &mut Vec<Event>) {
         self.counts.records += 1;
-        let mi = self.model_index(&record.model);
-        let vi = self.version_index(mi, record.version.as_ref());
+        let mi = self.model_index(record.model());
+        let vi = self.version_index(mi, record.version);
 
         let seen = Seen {
-            file: self.files.index(&record.pos.file),
+            file: self.files.index(record.pos.file),
             line: record.pos.line,
             time_ns: record.time_ns,
         };
-        if !self.seen.model_field && !crate::record::is_default_model(&record.model) {
+        if !self.seen.model_field && record.model_id.is_some() {
             self.seen.model_field = true;
         }
         let model = &mut self.models[mi];
@@ -558,7 +550,7 @@ impl Pipeline {
             model.last_file = seen.file;
         }
         let model = &mut self.models[mi];
-        model.note_version(record.version.as_ref(), seen);
+        model.note_version(record.version, seen);
         model.records += 1;
         model.versions[vi].last_record = model.records;
         if model.versions.len() > 1 {
@@ -588,31 +580,27 @@ impl Pipeline {
     ///
     /// A record without a version goes to the latest record's streams; the
     /// first version named adopts the streams of the records without one.
-    fn version_index(&mut self, mi: usize, version: Option<&Arc<str>>) -> usize {
+    fn version_index(&mut self, mi: usize, version: Option<Name>) -> usize {
         let shared = !self.reset_on_version_change;
         let model = &mut self.models[mi];
         let Some(v) = version else {
             return model.current;
         };
-        let same = |s: &VersionStreams| {
-            s.version
-                .as_ref()
-                .is_some_and(|old| Arc::ptr_eq(old, v) || old == v)
-        };
+        let same = |s: &VersionStreams| s.name == Some(v);
         let alone = model.versions.len() == 1;
         let current = &mut model.versions[model.current];
         if same(current) {
             return model.current;
         }
         if shared || (current.version.is_none() && alone) {
-            // Versions are interned by the source: keep the record's `Arc`.
-            current.version = Some(v.clone());
+            current.version = Some(Arc::from(v.as_str()));
+            current.name = Some(v);
             return model.current;
         }
         let vi = match model.versions.iter().position(same) {
             Some(vi) => vi,
             None => {
-                let fresh = self.fresh_version(Some(v.clone()));
+                let fresh = self.fresh_version(Some(v));
                 let model = &mut self.models[mi];
                 model.versions.push(fresh);
                 model.versions.len() - 1
@@ -1084,13 +1072,13 @@ impl Pipeline {
                 .get(f as usize)
                 .ok_or_else(|| shape(format!("file index {f} out of range")))?;
             Ok::<Seen, RestoreError>(Seen {
-                file: p.files.index(name),
+                file: p.files.index(Name::new(name)),
                 line,
                 time_ns,
             })
         };
         for m in saved.models {
-            check(!p.by_id.contains_key(&m.id), || {
+            check(!p.by_id.contains_key(&Name::new(&m.id)), || {
                 format!("model {} is saved twice", m.id)
             })?;
             check(m.records <= c.records, || {
@@ -1191,6 +1179,7 @@ impl Pipeline {
                     });
                 }
                 versions.push(VersionStreams {
+                    name: v.version.as_deref().map(Name::new),
                     version: v.version,
                     last_record: v.last_record,
                     metrics,
@@ -1200,6 +1189,7 @@ impl Pipeline {
             let mut seen = Vec::with_capacity(m.seen.len());
             for (version, records, (fi, f), (li, l)) in m.seen {
                 seen.push(VersionSeen {
+                    name: version.as_deref().map(Name::new),
                     version,
                     records,
                     first: (fi, seen_at(f, &mut p)?),
@@ -1207,8 +1197,9 @@ impl Pipeline {
                 });
             }
             let id = m.id;
-            p.by_id.insert(id.clone(), p.models.len());
+            p.by_id.insert(Name::new(&id), p.models.len());
             p.models.push(ModelState {
+                name: Name::new(&id),
                 id,
                 last_time: m.last_time,
                 last_file: u32::MAX,
@@ -1247,11 +1238,11 @@ mod tests {
         values.push(x);
         Record {
             time_ns: i as i64,
-            model: Arc::from(model),
-            version: Some(Arc::from(version)),
+            model_id: Some(Name::new(model)),
+            version: Some(Name::new(version)),
             values,
             pos: Position {
-                file: Arc::from("f.jsonl"),
+                file: Name::new("f.jsonl"),
                 line: i + 1,
                 offset: i * 10,
             },

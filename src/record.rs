@@ -7,8 +7,6 @@
 //! carries its [`Position`], so windows can point at file and line and a
 //! checkpoint can say how far a file was read.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -19,7 +17,7 @@ use crate::timestamp::Unit;
 /// stream for `.gz` files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
-    pub file: Arc<str>,
+    pub file: Name,
     pub line: u64,
     pub offset: u64,
 }
@@ -31,30 +29,30 @@ pub type Values = SmallVec<[f64; 4]>;
 pub struct Record {
     /// Event time, UTC nanoseconds since the epoch.
     pub time_ns: i64,
-    pub model: Arc<str>,
-    pub version: Option<Arc<str>>,
+    /// The record's model id, `None` if it had none: it then belongs to
+    /// [`DEFAULT_MODEL`] (see [`Record::model`]), and the summary can still
+    /// say that no record carried the field.
+    pub model_id: Option<Name>,
+    pub version: Option<Name>,
     pub values: Values,
     pub pos: Position,
+}
+
+impl Record {
+    /// The model the record belongs to.
+    #[inline]
+    pub fn model(&self) -> Name {
+        self.model_id.unwrap_or_else(default_model)
+    }
 }
 
 /// The model id of records that carry none (SPEC §2).
 pub const DEFAULT_MODEL: &str = "default";
 
-/// The one [`DEFAULT_MODEL`] name that sources give every record without a
-/// model id, so the pipeline can tell, by pointer, a record that had no
-/// model-id field from one whose field said `"default"`.
-pub fn default_model() -> Arc<str> {
-    default_name().clone()
-}
-
-/// Whether `model` is the name [`default_model`] gives records without one.
-pub fn is_default_model(model: &Arc<str>) -> bool {
-    Arc::ptr_eq(model, default_name())
-}
-
-fn default_name() -> &'static Arc<str> {
-    static NAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| Arc::from(DEFAULT_MODEL))
+/// [`DEFAULT_MODEL`] as a name.
+pub fn default_model() -> Name {
+    static NAME: std::sync::OnceLock<Name> = std::sync::OnceLock::new();
+    *NAME.get_or_init(|| Name::new(DEFAULT_MODEL))
 }
 
 /// What the parsers look for in a record: the field names of `[input]` and
@@ -120,65 +118,119 @@ pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Hands out one shared `Arc<str>` per distinct model id or version, so a
-/// record costs a reference count, not an allocation.
+/// A model id, version or file name, interned for the life of the process.
 ///
-/// Unbounded and hashed: a log of a thousand models allocates each name
-/// once. The names most recently used are checked first by a short linear
-/// scan (logs interleave a handful of models). Interners made by
-/// [`Interner::sharing`] from one [`SharedNames`] give the same `Arc` for
-/// the same name on every thread (the pipeline compares names by pointer
-/// first); each keeps its own map, so the lock is taken once per name.
-#[derive(Debug, Default)]
-pub struct Interner {
-    recent: Vec<Arc<str>>,
-    names: std::collections::HashMap<Box<[u8]>, Arc<str>>,
-    shared: Option<SharedNames>,
+/// A record carries its names as `Name`s: copying one touches no reference
+/// count, so records cross threads without the cache-line traffic an `Arc`
+/// would cost, and two names are equal exactly when they are the same
+/// pointer. Names are never freed; the pipeline keeps every name it meets
+/// (for the summary) anyway. Hashing is by pointer: a `Name` is not
+/// `Borrow<str>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(internment::Intern<str>);
+
+impl Name {
+    pub fn new(text: &str) -> Name {
+        Name(internment::Intern::from(text))
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0.as_ref()
+    }
 }
 
-/// The names of interners on several threads.
-pub type SharedNames = Arc<std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<str>>>>;
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Name {
+    fn from(text: &str) -> Name {
+        Name::new(text)
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Name::new(&text))
+    }
+}
+
+/// Finds the [`Name`] spelt by a field's bytes without taking the global
+/// interner's lock: one per parser, per kind of name.
+///
+/// Unbounded and hashed: a log of a thousand models looks each name up in
+/// the global table once per parser. The names most recently used are
+/// checked first by a short linear scan (logs interleave a handful of
+/// models).
+#[derive(Debug, Default)]
+pub struct Interner {
+    recent: Vec<Name>,
+    names: foldhash::HashMap<Box<[u8]>, Name>,
+}
 
 /// How many names the linear scan looks at.
 const RECENT: usize = 8;
 
 impl Interner {
-    /// An interner whose new names come from (and go to) `shared`.
-    pub fn sharing(shared: SharedNames) -> Interner {
-        Interner {
-            shared: Some(shared),
-            ..Interner::default()
-        }
-    }
-
     /// The name spelt by `s`, which the caller has found to be UTF-8 (other
     /// bytes are replaced, and such a name is not kept).
     #[inline]
-    pub fn get(&mut self, s: &[u8]) -> Arc<str> {
+    pub fn get(&mut self, s: &[u8]) -> Name {
         if let Some(found) = self.recent.iter().find(|n| short_eq(n.as_bytes(), s)) {
-            return found.clone();
+            return *found;
         }
         self.lookup(s)
     }
 
-    fn lookup(&mut self, s: &[u8]) -> Arc<str> {
+    fn lookup(&mut self, s: &[u8]) -> Name {
         let name = match self.names.get(s) {
-            Some(name) => name.clone(),
+            Some(name) => *name,
             None => {
                 let Ok(text) = std::str::from_utf8(s) else {
-                    return Arc::from(String::from_utf8_lossy(s));
+                    return Name::new(&String::from_utf8_lossy(s));
                 };
-                let name = match &self.shared {
-                    Some(shared) => {
-                        let mut names = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        names
-                            .entry(Box::from(text))
-                            .or_insert_with(|| Arc::from(text))
-                            .clone()
-                    }
-                    None => Arc::from(text),
-                };
-                self.names.insert(Box::from(s), name.clone());
+                let name = Name::new(text);
+                self.names.insert(Box::from(s), name);
                 name
             }
         };
@@ -186,7 +238,7 @@ impl Interner {
         if self.recent.len() == RECENT {
             self.recent.pop();
         }
-        self.recent.insert(0, name.clone());
+        self.recent.insert(0, name);
         name
     }
 }
@@ -196,16 +248,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thousand_names_are_each_allocated_once_and_shared_across_interners() {
-        let shared = SharedNames::default();
-        let mut a = Interner::sharing(shared.clone());
-        let mut b = Interner::sharing(shared);
+    fn a_thousand_names_are_each_interned_once_and_the_same_on_every_interner() {
+        let mut a = Interner::default();
+        let mut b = Interner::default();
         let names: Vec<String> = (0..1000).map(|i| format!("model-{i}")).collect();
-        let first: Vec<Arc<str>> = names.iter().map(|n| a.get(n.as_bytes())).collect();
+        let first: Vec<Name> = names.iter().map(|n| a.get(n.as_bytes())).collect();
         for round in 0..3 {
             for (n, f) in names.iter().zip(&first) {
-                assert!(Arc::ptr_eq(&a.get(n.as_bytes()), f), "{round} {n}");
-                assert!(Arc::ptr_eq(&b.get(n.as_bytes()), f), "{round} {n}");
+                assert_eq!(a.get(n.as_bytes()), *f, "{round} {n}");
+                assert_eq!(b.get(n.as_bytes()), *f, "{round} {n}");
+                assert_eq!(f.as_str(), n);
             }
         }
         assert_eq!(&*a.get(b"\xff"), "\u{fffd}");

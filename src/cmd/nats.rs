@@ -17,14 +17,13 @@
 //! another revision: a paused instance can never overwrite its successor.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::exit_code::{ExitCode, Failure};
 use crate::pipeline::{self, Pipeline};
-use crate::record::Position;
+use crate::record::{Name, Position};
 use crate::retrain::{ClockMode, RetrainNote};
 use crate::session::{self, Pace, Session};
 use crate::settings::Settings;
@@ -112,7 +111,7 @@ fn transient(e: &NatsError) -> bool {
 struct Records {
     decoder: Decoder,
     schema: crate::record::Schema,
-    name: Arc<str>,
+    name: Name,
     /// `[input] model_id`, for the message of a record on another's subject.
     model_field: String,
     bytes: u64,
@@ -122,9 +121,9 @@ struct Records {
 
 impl Records {
     fn new(name: &str, settings: &Settings) -> Records {
-        let name: Arc<str> = Arc::from(name);
+        let name = Name::new(name);
         Records {
-            decoder: Decoder::new(name.clone(), Format::Jsonl),
+            decoder: Decoder::new(name, Format::Jsonl),
             schema: settings.config.schema(),
             name,
             model_field: settings.config.input.model_id.clone(),
@@ -151,7 +150,7 @@ impl Records {
             };
             match self.decoder.decode(text, &self.schema) {
                 None => {}
-                Some(Item::Record(r)) if *r.model == *msg.model => {
+                Some(Item::Record(r)) if *r.model() == *msg.model => {
                     self.records += 1;
                     session.record_in(partition, &r)?;
                 }
@@ -159,7 +158,7 @@ impl Records {
                     self.rejected += 1;
                     session.bad(&BadRecord {
                         pos: Position {
-                            file: self.name.clone(),
+                            file: self.name,
                             line: msg.seq,
                             offset: 0,
                         },
@@ -169,7 +168,7 @@ impl Records {
                                 "{:?}, the model of subject {}",
                                 msg.model, msg.subject
                             ),
-                            found: format!("{:?}", &*r.model),
+                            found: format!("{:?}", r.model().as_str()),
                         },
                         raw: line.to_vec(),
                     })?;

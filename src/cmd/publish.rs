@@ -21,7 +21,6 @@
 //! grew stores only what is new.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -29,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::exit_code::{ExitCode, Failure};
-use crate::record::Schema;
+use crate::record::{Name, Schema};
 use crate::source::lines::LineReader;
 use crate::source::nats::{
     Client, NatsUrl, Outgoing, PublishStats, StreamSettings, Timeouts, is_subject_token,
@@ -174,7 +173,7 @@ struct Publisher<'a> {
 
 /// The message being filled: its model, its lines, how many.
 struct Pending {
-    model: Arc<str>,
+    model: Name,
     payload: Vec<u8>,
     records: usize,
 }
@@ -182,8 +181,8 @@ struct Pending {
 impl Publisher<'_> {
     fn file(&mut self, path: &str, schema: &Schema) -> anyhow::Result<()> {
         let (reader, _) = crate::source::open(path, Some(Format::Jsonl))?;
-        let name: Arc<str> = Arc::from(if path == "-" { "<stdin>" } else { path });
-        let mut decoder = Decoder::new(name.clone(), Format::Jsonl);
+        let name = Name::new(if path == "-" { "<stdin>" } else { path });
+        let mut decoder = Decoder::new(name, Format::Jsonl);
         let mut lines = LineReader::new(reader, schema.max_line_bytes, 0, 1);
         let mut chain = [0u8; 16];
         let mut pending: Option<Pending> = None;
@@ -197,7 +196,7 @@ impl Publisher<'_> {
             };
             let model = match decoder.decode(line, schema) {
                 None => continue,
-                Some(Item::Record(r)) if is_subject_token(&r.model) => Some(r.model),
+                Some(Item::Record(r)) if is_subject_token(&r.model()) => Some(r.model()),
                 Some(_) => None,
             };
             // A record too big for one message cannot travel whole.

@@ -5,15 +5,14 @@
 //! A record costs about 28 bytes plus 8 per monitored metric (its time,
 //! model, version, file and line as plain numbers, its values in one flat
 //! array), so a 1M-record log of three metrics holds in about 52 MB. Names
-//! are stored once; each replay makes its own `Arc<str>` copies of them, so
-//! parallel replays never share a reference count between cores.
+//! are stored once, as numbers into lists of interned [`Name`]s.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
-use crate::record::{Position, Record, Schema, Values};
+use crate::record::{Name, Position, Record, Schema, Values};
 use crate::source::read_ahead::ReadAhead;
 use crate::source::{FileSource, FileStats, Item};
 use crate::window::Event;
@@ -41,25 +40,25 @@ pub struct Records {
 }
 
 /// Hands out one number per distinct name; consecutive records usually
-/// share it, so the last one is compared by pointer first.
+/// share it, so the last one is compared first.
 #[derive(Default)]
 struct Names {
-    last: Option<(Arc<str>, u32)>,
-    index: HashMap<Arc<str>, u32>,
+    last: Option<(Name, u32)>,
+    index: HashMap<Name, u32>,
 }
 
 impl Names {
-    fn number(&mut self, name: &Arc<str>, list: &mut Vec<String>) -> u32 {
-        if let Some((last, i)) = &self.last
-            && Arc::ptr_eq(last, name)
+    fn number(&mut self, name: Name, list: &mut Vec<String>) -> u32 {
+        if let Some((last, i)) = self.last
+            && last == name
         {
-            return *i;
+            return i;
         }
-        let i = *self.index.entry(name.clone()).or_insert_with(|| {
+        let i = *self.index.entry(name).or_insert_with(|| {
             list.push(name.to_string());
             (list.len() - 1) as u32
         });
-        self.last = Some((name.clone(), i));
+        self.last = Some((name, i));
         i
     }
 }
@@ -86,12 +85,12 @@ impl Records {
                 match item {
                     Item::Record(rec) => {
                         r.time_ns.push(rec.time_ns);
-                        r.model.push(models.number(&rec.model, &mut r.models));
-                        r.version.push(match &rec.version {
+                        r.model.push(models.number(rec.model(), &mut r.models));
+                        r.version.push(match rec.version {
                             Some(v) => versions.number(v, &mut r.versions),
                             None => NO_VERSION,
                         });
-                        r.file.push(files.number(&rec.pos.file, &mut r.files));
+                        r.file.push(files.number(rec.pos.file, &mut r.files));
                         r.line.push(rec.pos.line);
                         r.values
                             .extend((0..k).map(|s| rec.values.get(s).map_or(f64::NAN, |x| *x)));
@@ -223,14 +222,12 @@ impl Records {
     /// Feeds every record, in order, through a fresh pipeline for `config`
     /// and hands each window event to `sink`.
     pub fn replay(&self, config: &Config, mut sink: impl FnMut(Event)) {
-        // This replay's own copies of the names (see the module docs).
-        let models: Vec<Arc<str>> = self.models.iter().map(|s| Arc::from(s.as_str())).collect();
-        let versions: Vec<Arc<str>> = self
-            .versions
-            .iter()
-            .map(|s| Arc::from(s.as_str()))
-            .collect();
-        let files: Vec<Arc<str>> = self.files.iter().map(|s| Arc::from(s.as_str())).collect();
+        let names = |list: &[String]| -> Vec<Name> { list.iter().map(|s| Name::new(s)).collect() };
+        let (models, versions, files) = (
+            names(&self.models),
+            names(&self.versions),
+            names(&self.files),
+        );
         let slots: Vec<usize> = config
             .schema()
             .metrics
@@ -245,11 +242,11 @@ impl Records {
         };
         let mut record = Record {
             time_ns: 0,
-            model: first_model.clone(),
+            model_id: Some(*first_model),
             version: None,
             values: Values::new(),
             pos: Position {
-                file: files.first().cloned().unwrap_or_else(|| Arc::from("")),
+                file: files.first().copied().unwrap_or_else(|| Name::new("")),
                 line: 0,
                 offset: 0,
             },
@@ -259,15 +256,15 @@ impl Records {
             record.time_ns = self.time_ns[i];
             if self.model[i] != model {
                 model = self.model[i];
-                record.model = models[model as usize].clone();
+                record.model_id = Some(models[model as usize]);
             }
             if self.version[i] != version {
                 version = self.version[i];
-                record.version = versions.get(version as usize).cloned();
+                record.version = versions.get(version as usize).copied();
             }
             if self.file[i] != file {
                 file = self.file[i];
-                record.pos.file = files[file as usize].clone();
+                record.pos.file = files[file as usize];
             }
             record.pos.line = self.line[i];
             record.values.clear();

@@ -11,10 +11,10 @@
 //! panel shows the model's metric over time), plus the times at which each
 //! of the model's versions was first and last seen.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::record::Record;
+use crate::record::{Name, Record};
 
 /// Buckets per series before neighbours merge.
 pub const MAX_BUCKETS: usize = 1024;
@@ -152,7 +152,7 @@ impl Series {
 /// When a model version was first and last seen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionSpan {
-    pub version: Arc<str>,
+    pub version: Name,
     pub first_ns: i64,
     pub last_ns: i64,
     pub records: u64,
@@ -171,13 +171,11 @@ pub struct Levels {
     /// The monitored metric names, in the order of a record's values.
     metrics: Vec<Arc<str>>,
     models: Vec<ModelLevels>,
-    names: Vec<Arc<str>>,
-    by_name: HashMap<Arc<str>, usize>,
-    /// Recent models and their slots, by the address of their name: the
-    /// sources share one `Arc` per model name, so a pointer comparison
-    /// settles most records without hashing the name. Holding the `Arc`
-    /// keeps the address from being reused by another name.
-    recent: [Option<(Arc<str>, usize)>; RECENT],
+    names: Vec<Name>,
+    by_name: foldhash::HashMap<Name, usize>,
+    /// Recent models and their slots, by the address of their name: a
+    /// pointer comparison settles most records without a hash lookup.
+    recent: [Option<(Name, usize)>; RECENT],
 }
 
 impl Levels {
@@ -189,24 +187,24 @@ impl Levels {
     }
 
     pub fn observe(&mut self, record: &Record) {
-        let way = (Arc::as_ptr(&record.model) as *const u8 as usize >> 4) % RECENT;
-        let slot = match &self.recent[way] {
-            Some((name, slot)) if Arc::ptr_eq(name, &record.model) => *slot,
+        let id = record.model();
+        let way = (id.as_str().as_ptr() as usize >> 4) % RECENT;
+        let slot = match self.recent[way] {
+            Some((name, slot)) if name == id => slot,
             _ => {
-                let slot = match self.by_name.get(&record.model) {
+                let slot = match self.by_name.get(&id) {
                     Some(&slot) => slot,
                     None => {
                         self.models.push(ModelLevels {
                             series: vec![Series::default(); self.metrics.len()],
                             ..ModelLevels::default()
                         });
-                        self.names.push(record.model.clone());
-                        self.by_name
-                            .insert(record.model.clone(), self.models.len() - 1);
+                        self.names.push(id);
+                        self.by_name.insert(id, self.models.len() - 1);
                         self.models.len() - 1
                     }
                 };
-                self.recent[way] = Some((record.model.clone(), slot));
+                self.recent[way] = Some((id, slot));
                 slot
             }
         };
@@ -216,13 +214,13 @@ impl Levels {
                 series.push(x, record.time_ns);
             }
         }
-        if let Some(v) = &record.version {
-            if let Some(span) = model.versions.iter_mut().find(|s| s.version == *v) {
+        if let Some(v) = record.version {
+            if let Some(span) = model.versions.iter_mut().find(|s| s.version == v) {
                 span.last_ns = record.time_ns;
                 span.records += 1;
             } else if model.versions.len() < MAX_VERSIONS {
                 model.versions.push(VersionSpan {
-                    version: v.clone(),
+                    version: v,
                     first_ns: record.time_ns,
                     last_ns: record.time_ns,
                     records: 1,
@@ -264,7 +262,7 @@ impl Levels {
 
     pub fn versions(&self, model: &str) -> &[VersionSpan] {
         self.by_name
-            .get(model)
+            .get(&Name::new(model))
             .map_or(&[][..], |&k| self.models[k].versions.as_slice())
     }
 

@@ -7,8 +7,8 @@
 //! inflates on one thread while the others parse) and cuts them after their
 //! last newline; the rest starts the next chunk. The thread that read a
 //! chunk then parses it, outside the lock, with its own [`Decoder`] (model
-//! ids and versions come from one shared interner, so the same name is the
-//! same `Arc` on every thread). Line numbers are counted within the chunk
+//! ids and versions are interned [`Name`]s, so the same name is the same
+//! pointer on every thread). Line numbers are counted within the chunk
 //! and made absolute, in order, by the consumer: a prefix sum over chunk
 //! line counts. A CSV file's chunks are parsed under the lock, in order,
 //! until its header is known; every later line decodes alone.
@@ -19,8 +19,7 @@
 //! those of the serial [`super::FileSource`]; the tests compare the two.
 //!
 //! At most `DEPTH` chunks are read ahead of the consumer, so memory is
-//! bounded. Spent item vectors and byte buffers go back to the workers, which
-//! drop the records on their own thread.
+//! bounded. Spent item vectors and byte buffers go back to the workers.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -29,7 +28,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::lines::{HEAD_BYTES, Line};
-use super::{Decoder, FileStats, Format, Item, Names};
+use super::{Decoder, FileStats, Format, Item};
+use crate::record::Name;
 use crate::record::Schema;
 
 /// Bytes read per chunk (more when a line is longer).
@@ -57,7 +57,7 @@ enum Piece {
 /// The file a piece belongs to.
 struct FileMeta {
     index: usize,
-    name: Arc<str>,
+    name: Name,
     /// A decoder to fork for this file's pieces (once it is stateless).
     template: Decoder,
 }
@@ -104,7 +104,6 @@ struct Reader {
     next_path: usize,
     forced: Option<Format>,
     schema: Arc<Schema>,
-    names: Names,
     open: Option<Open>,
     seq: u64,
     done: bool,
@@ -175,14 +174,12 @@ impl Chunked {
         workers: usize,
         chunk: usize,
     ) -> Chunked {
-        let names = Names::default();
         let shared = Arc::new(Shared {
             reader: Mutex::new(Reader {
                 paths: paths.clone(),
                 next_path: 0,
                 forced,
                 schema: schema.clone(),
-                names: names.clone(),
                 open: None,
                 seq: 0,
                 done: false,
@@ -199,7 +196,7 @@ impl Chunked {
         for i in 0..workers {
             let shared = shared.clone();
             let tx = tx.clone();
-            let mut worker = Worker::new(schema.clone(), names.clone());
+            let mut worker = Worker::new(schema.clone());
             let started = std::thread::Builder::new()
                 .name(format!("mmon-parse-{i}"))
                 .spawn(move || {
@@ -230,7 +227,7 @@ impl Chunked {
             bytes_before: 0,
             bytes: 0,
             finished: false,
-            helper: Worker::new(schema, names),
+            helper: Worker::new(schema),
         }
     }
 
@@ -336,16 +333,14 @@ impl Drop for Chunked {
 /// A parsing thread's own state.
 struct Worker {
     schema: Arc<Schema>,
-    names: Names,
     /// The decoder of the file last parsed, by file index.
     decoder: Option<(usize, Decoder)>,
 }
 
 impl Worker {
-    fn new(schema: Arc<Schema>, names: Names) -> Worker {
+    fn new(schema: Arc<Schema>) -> Worker {
         Worker {
             schema,
-            names,
             decoder: None,
         }
     }
@@ -365,8 +360,6 @@ impl Worker {
         }
         let items = lock(&shared.spent).pop();
         let mut items = items.unwrap_or_default();
-        // The records of a spent batch are dropped here, where their names'
-        // reference counts were last touched.
         items.clear();
         let mut reader = if block {
             lock(&shared.reader)
@@ -392,7 +385,7 @@ impl Worker {
                 let decoder = match &mut self.decoder {
                     Some((i, d)) if *i == meta.index => d,
                     slot => {
-                        let d = meta.template.fork(Arc::from(&*meta.name), &self.names);
+                        let d = meta.template.fork(meta.name);
                         &mut slot.insert((meta.index, d)).1
                     }
                 };
@@ -505,18 +498,18 @@ impl Reader {
                 match super::open(&path, self.forced) {
                     Ok((inner, format)) => {
                         log::info!("reading {path} as {format:?} on every core");
-                        let name: Arc<str> = Arc::from(if path == "-" {
+                        let name = Name::new(if path == "-" {
                             "<stdin>"
                         } else {
                             path.as_str()
                         });
-                        let decoder = Decoder::sharing(name.clone(), format, &self.names);
+                        let decoder = Decoder::new(name, format);
                         let stateless = decoder.stateless();
                         self.open = Some(Open {
                             meta: Arc::new(FileMeta {
                                 index,
                                 name,
-                                template: Decoder::new(Arc::from(""), format),
+                                template: Decoder::new(name, format),
                             }),
                             inner,
                             buf: self.spare.pop().unwrap_or_default(),
@@ -556,8 +549,8 @@ impl Reader {
                         let meta = &open.meta;
                         open.meta = Arc::new(FileMeta {
                             index: meta.index,
-                            name: meta.name.clone(),
-                            template: decoder.fork(Arc::from(""), &self.names),
+                            name: meta.name,
+                            template: decoder.fork(meta.name),
                         });
                         open.serial = None;
                     }
@@ -707,7 +700,7 @@ mod tests {
     }
 
     /// Every item with its position, then the error or the per-file counts,
-    /// as text; and whether equal names are the same `Arc`.
+    /// as text; and whether equal names are the same `Name`.
     fn serial(paths: &[String], schema: &Arc<Schema>) -> Vec<String> {
         let mut source = FileSource::new(paths.to_vec(), None, schema.clone());
         let mut out = Vec::new();
@@ -732,15 +725,16 @@ mod tests {
     ) -> Vec<String> {
         let mut source = Chunked::sized(paths.to_vec(), None, schema.clone(), workers, chunk);
         let mut out = Vec::new();
-        let mut models: Vec<Arc<str>> = Vec::new();
+        let mut models: Vec<Name> = Vec::new();
         loop {
             match source.next_batch() {
                 Ok(Some(batch)) => {
                     for item in batch {
                         if let Item::Record(r) = item {
-                            match models.iter().find(|m| **m == r.model) {
-                                Some(m) => assert!(Arc::ptr_eq(m, &r.model), "{m}"),
-                                None => models.push(r.model.clone()),
+                            let model = r.model();
+                            match models.iter().find(|m| m.as_str() == model.as_str()) {
+                                Some(m) => assert_eq!(*m, model, "{m}"),
+                                None => models.push(model),
                             }
                         }
                         out.push(format!("{item:?}"));

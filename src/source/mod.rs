@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::record::{Interner, Position, Record, Schema, SharedNames, Values};
+use crate::record::{Interner, Name, Position, Record, Schema, Values};
 use lines::{Line, LineReader};
 
 /// What the parsers expect of a timestamp string.
@@ -65,8 +65,8 @@ impl Format {
 #[derive(Debug, Default)]
 pub struct Fields {
     pub time: Option<i64>,
-    model: Option<Arc<str>>,
-    version: Option<Arc<str>>,
+    model: Option<Name>,
+    version: Option<Name>,
     pub values: Values,
     /// Model ids and versions apart, so each lookup scans only its kind.
     models: Interner,
@@ -190,48 +190,30 @@ pub enum Item {
     Bad(BadRecord),
 }
 
-/// The model ids and versions of decoders on several threads.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    models: SharedNames,
-    versions: SharedNames,
-}
-
 /// Turns the lines of one file into records; shared by replay and watch.
 pub struct Decoder {
-    file: Arc<str>,
+    file: Name,
     format: Format,
     csv: Option<csv::Layout>,
     /// The line of a refused CSV header; later lines are still tried as the
     /// header, but fail quietly.
     refused_header: Option<u64>,
     fields: Fields,
-    default_model: Arc<str>,
 }
 
 impl Decoder {
-    pub fn new(file: Arc<str>, format: Format) -> Decoder {
+    pub fn new(file: Name, format: Format) -> Decoder {
         Decoder {
             file,
             format,
             csv: None,
             refused_header: None,
             fields: Fields::default(),
-            default_model: crate::record::default_model(),
         }
     }
 
-    /// A decoder whose model ids and versions come from `names`, shared
-    /// with decoders on other threads: the same name is the same `Arc`.
-    pub fn sharing(file: Arc<str>, format: Format, names: &Names) -> Decoder {
-        let mut d = Decoder::new(file, format);
-        d.fields.models = Interner::sharing(names.models.clone());
-        d.fields.versions = Interner::sharing(names.versions.clone());
-        d
-    }
-
-    pub fn file(&self) -> &Arc<str> {
-        &self.file
+    pub fn file(&self) -> Name {
+        self.file
     }
 
     /// Whether a line decodes the same whatever lines came before it: JSONL
@@ -244,8 +226,8 @@ impl Decoder {
     /// one: it carries the CSV header's layout.
     ///
     /// [`stateless`]: Decoder::stateless
-    pub fn fork(&self, file: Arc<str>, names: &Names) -> Decoder {
-        let mut d = Decoder::sharing(file, self.format, names);
+    pub fn fork(&self, file: Name) -> Decoder {
+        let mut d = Decoder::new(file, self.format);
         d.csv = self.csv.clone();
         d
     }
@@ -265,7 +247,7 @@ impl Decoder {
                 offset,
             } => {
                 let pos = Position {
-                    file: self.file.clone(),
+                    file: self.file,
                     line: number,
                     offset,
                 };
@@ -284,7 +266,7 @@ impl Decoder {
             return None;
         }
         let pos = Position {
-            file: self.file.clone(),
+            file: self.file,
             line: number,
             offset,
         };
@@ -293,7 +275,7 @@ impl Decoder {
                 let f = &mut self.fields;
                 Some(Item::Record(Record {
                     time_ns: f.time.unwrap_or_default(),
-                    model: f.model.take().unwrap_or_else(|| self.default_model.clone()),
+                    model_id: f.model.take(),
                     version: f.version.take(),
                     values: std::mem::take(&mut f.values),
                     pos,
@@ -436,7 +418,7 @@ impl FileSource {
         self.next += 1;
         let (reader, format) = open(&path, self.forced)?;
         log::info!("reading {path} as {format:?}");
-        let name: Arc<str> = Arc::from(if path == "-" {
+        let name = Name::new(if path == "-" {
             "<stdin>"
         } else {
             path.as_str()
@@ -519,7 +501,7 @@ mod tests {
     /// Decodes `line` (after `header` for CSV) and returns the error text.
     fn reject(format: Format, header: Option<&[u8]>, line: &[u8]) -> String {
         let s = schema();
-        let mut d = Decoder::new(Arc::from("f"), format);
+        let mut d = Decoder::new(Name::new("f"), format);
         let mut reader = LineReader::new(line, s.max_line_bytes, 0, 2);
         if let Some(h) = header {
             let header = Line::Text {
@@ -625,7 +607,7 @@ mod tests {
         fn arbitrary_lines_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), csv in proptest::prelude::any::<bool>()) {
             let s = schema();
             let format = if csv { Format::Csv } else { Format::Jsonl };
-            let mut d = Decoder::new(Arc::from("f"), format);
+            let mut d = Decoder::new(Name::new("f"), format);
             let mut reader = LineReader::new(&bytes[..], s.max_line_bytes, 0, 1);
             while let Some(line) = reader.next_line().unwrap() {
                 let _ = d.decode(line, &s);

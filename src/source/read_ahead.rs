@@ -10,12 +10,7 @@
 //! start) the same batches are filled in place on the caller's thread,
 //! reusing one vector: the pipeline sees no difference.
 //!
-//! Spent batches travel back to the reader, which drops their records and
-//! refills the same vectors. Records share their file name, model id and
-//! version as `Arc<str>`s made by the reader; were they dropped on the
-//! pipeline's thread, every record would bounce those reference counts'
-//! cache lines between the two cores, which once cost more CPU than the
-//! second core saved.
+//! Spent batches travel back to the reader, which refills the same vectors.
 
 use std::sync::mpsc::{Receiver, SendError, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;

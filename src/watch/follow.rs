@@ -29,7 +29,7 @@ use anyhow::Context;
 
 use super::identity::{self, At, Opened, dev_ino};
 use crate::checkpoint::{FileState, sha256_hex};
-use crate::record::Schema;
+use crate::record::{Name, Schema};
 use crate::source::lines::{Line, LineReader};
 use crate::source::{Decoder, FileStats, Format, Item};
 
@@ -45,7 +45,7 @@ struct Open {
 
 /// One file being followed.
 struct Followed {
-    name: Arc<str>,
+    name: Name,
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -392,7 +392,7 @@ impl Follower {
         name: Option<&str>,
         rotated: bool,
     ) -> anyhow::Result<()> {
-        let name: Arc<str> = Arc::from(
+        let name = Name::new(
             name.map_or_else(|| path.to_string_lossy(), Into::into)
                 .as_ref(),
         );
@@ -417,7 +417,7 @@ impl Follower {
             path.display()
         );
         self.followed.push(Followed {
-            name: name.clone(),
+            name,
             path: path.to_path_buf(),
             dev,
             ino,
@@ -429,7 +429,7 @@ impl Follower {
             open: None,
             needs_header: format == Format::Csv && offset > 0,
             format,
-            decoder: Decoder::new(name.clone(), format),
+            decoder: Decoder::new(name, format),
             offset,
             line,
             size: o.meta.len(),
@@ -1089,7 +1089,7 @@ impl Follower {
         f.line = 1;
         f.stats.offset = Some(0);
         f.needs_header = false;
-        f.decoder = Decoder::new(f.name.clone(), f.format);
+        f.decoder = Decoder::new(f.name, f.format);
         let o = Opened {
             meta,
             head: Vec::new(),
