@@ -337,6 +337,15 @@ fn utf8(bytes: &[u8]) -> Result<&str, FieldError> {
 
 /// Opens a file (or stdin for `-`), decompressing gzip found by its magic
 /// bytes, and returns the reader with the format to use.
+/// Whether `path` is a gzip file, by its first bytes; `false` for stdin
+/// and for a file that cannot be read (opening it reports why).
+pub fn is_gzip(path: &str) -> bool {
+    let mut head = [0u8; 2];
+    path != "-"
+        && File::open(Path::new(path)).is_ok_and(|mut f| f.read_exact(&mut head).is_ok())
+        && head == [0x1f, 0x8b]
+}
+
 pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<(Box<dyn Read + Send>, Format)> {
     let raw: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
