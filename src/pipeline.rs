@@ -670,7 +670,8 @@ impl Pipeline {
         if let Some(y) = y {
             state.segment.sums.push(y);
         }
-        let outcome = state.detector.update(x, time_ns);
+        // `y` is `ln x` for a `log = true` monitor: its detector takes it.
+        let outcome = state.detector.update_logged(x, y, time_ns);
 
         if state.episode.is_none()
             && let Some(open) = &mut state.open

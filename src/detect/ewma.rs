@@ -95,14 +95,35 @@ impl Ewma {
 
 impl Detector for Ewma {
     fn update(&mut self, x: f64, _time_ns: i64) -> Outcome {
+        let y = self.config.learning().transform(x);
+        self.step(x, y)
+    }
+
+    fn update_logged(&mut self, x: f64, ln_x: Option<f64>, _time_ns: i64) -> Outcome {
+        let y = match self.config.log {
+            true => ln_x,
+            false => self.config.learning().transform(x),
+        };
+        self.step(x, y)
+    }
+
+    fn save(&self) -> DetectorState {
+        self.clone().into()
+    }
+}
+
+impl Ewma {
+    /// Feeds `x`, seen as `y` (`None`: skipped in log mode).
+    #[inline]
+    fn step(&mut self, x: f64, y: Option<f64>) -> Outcome {
         let c = &self.config;
         let Some(reference) = self.reference else {
-            if let Some(y) = c.learning().transform(x) {
+            if let Some(y) = y {
                 self.reference = self.warmup.learn(y, x, c.warmup);
             }
             return Outcome::None;
         };
-        let Some(y) = c.learning().transform(x) else {
+        let Some(y) = y else {
             // Skipped in log mode: only the stretches grow.
             for run in [&mut self.above, &mut self.below] {
                 if run.len > 0 {
@@ -128,10 +149,6 @@ impl Detector for Ewma {
         let change = run.change(&reference);
         self.restart();
         Outcome::Drift(change)
-    }
-
-    fn save(&self) -> DetectorState {
-        self.clone().into()
     }
 }
 
@@ -304,6 +321,19 @@ mod tests {
             };
             let cut = (cut * values.len() as f64) as usize;
             prop_assert_eq!(run(cut), run(usize::MAX));
+        }
+
+        #[test]
+        fn the_pipelines_logged_value_gives_the_same_outcomes(
+            values in prop::collection::vec(-5.0f64..60.0, 50..1500),
+            log in any::<bool>(),
+        ) {
+            let c = Config { lambda: 0.2, l: 3.0, warmup: 20, log, direction: Direction::Both };
+            let (mut plain, mut logged) = (Ewma::new(c.clone()), Ewma::new(c));
+            for &x in &values {
+                let y = crate::episode::transform(log, x);
+                prop_assert_eq!(plain.update(x, 0), logged.update_logged(x, y, 0));
+            }
         }
     }
 }

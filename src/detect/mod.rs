@@ -157,6 +157,14 @@ pub trait Detector: Send {
     /// Feeds one value; `time_ns` is the record's event time (UTC nanoseconds).
     fn update(&mut self, x: f64, time_ns: i64) -> Outcome;
 
+    /// [`Detector::update`], given `ln_x`: `ln x` if `x` is positive and
+    /// finite, as the pipeline computes it for its own sums of a `log = true`
+    /// monitor, so a detector that sees `ln x` need not compute it again.
+    fn update_logged(&mut self, x: f64, ln_x: Option<f64>, time_ns: i64) -> Outcome {
+        let _ = ln_x;
+        self.update(x, time_ns)
+    }
+
     /// The whole state, for a checkpoint.
     fn save(&self) -> DetectorState;
 }
