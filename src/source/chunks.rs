@@ -3,15 +3,21 @@
 //! pipeline in file order.
 //!
 //! One reader at a time (a lock) reads the next [`CHUNK`] bytes of the
-//! stream (plain file, gzip or stdin: the same sequential `read`, so gzip
-//! inflates on one thread while the others parse) and cuts them after their
-//! last newline; the rest starts the next chunk. The thread that read a
-//! chunk then parses it, outside the lock, with its own [`Decoder`] (model
+//! stream (plain file, gzip or stdin: the same sequential `read`) and cuts
+//! them after their last newline; the rest starts the next chunk. The
+//! thread that read a chunk then parses it, outside the lock, with its own [`Decoder`] (model
 //! ids and versions are interned [`Name`]s, so the same name is the same
 //! pointer on every thread). Line numbers are counted within the chunk
 //! and made absolute, in order, by the consumer: a prefix sum over chunk
 //! line counts. A CSV file's chunks are parsed under the lock, in order,
 //! until its header is known; every later line decodes alone.
+//!
+//! Inflating gzip is the slowest part of reading it and only one thread at
+//! a time can do it, so a worker that read a gzip chunk hands it to the
+//! consumer unparsed and goes back to reading, as long as the consumer is
+//! keeping up (few chunks in flight); the inflater then seldom waits and
+//! replay runs near the speed of inflation alone. When the pipeline is the
+//! slower side, chunks pile up and the worker parses them itself.
 //!
 //! Lines are cut exactly as [`super::lines::LineReader`] cuts them (BOM,
 //! CRLF, lines over `max_line_bytes` kept as their first bytes, an
@@ -38,6 +44,9 @@ pub const CHUNK: usize = 1 << 20;
 const DEPTH_PER_WORKER: usize = 3;
 /// At least this many chunks may be in flight.
 const DEPTH: usize = 4;
+/// A gzip chunk is handed to the consumer unparsed while no more than this
+/// many chunks are in flight (the consumer is keeping up).
+const HANDOFF_AHEAD: usize = 2;
 
 /// One piece of a stream, cut at line starts.
 enum Piece {
@@ -58,6 +67,10 @@ enum Piece {
 struct FileMeta {
     index: usize,
     name: Name,
+    /// Reading it is costly (gzip inflation, one thread at a time): its
+    /// reader hands pieces to the consumer to parse while the consumer
+    /// keeps up, and goes on reading.
+    handoff: bool,
     /// A decoder to fork for this file's pieces (once it is stateless).
     template: Decoder,
 }
@@ -76,6 +89,8 @@ struct Parsed {
     failed: Option<(anyhow::Error, bool)>,
     /// The last chunk of all.
     done: bool,
+    /// Read but left for the consumer to parse (see [`FileMeta::handoff`]).
+    unparsed: Option<(Arc<FileMeta>, Piece)>,
 }
 
 /// What the reader hands out.
@@ -107,7 +122,9 @@ struct Reader {
     open: Option<Open>,
     seq: u64,
     done: bool,
-    spare: Vec<Vec<u8>>,
+    /// Spent byte buffers, shared with the parsers, which give them back
+    /// without taking the reader's lock.
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
     chunk: usize,
 }
 
@@ -119,9 +136,16 @@ struct Shared {
     depth: usize,
     /// Spent item vectors, back for reuse.
     spent: Mutex<Vec<Vec<Item>>>,
+    /// The reader's spent byte buffers.
+    buffers: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Shared {
+    /// Whether the consumer has few chunks waiting: it has time to parse.
+    fn keeping_up(&self) -> bool {
+        *lock(&self.ahead) <= HANDOFF_AHEAD
+    }
+
     /// One chunk fewer in flight: a worker may read another.
     fn release(&self) {
         let mut ahead = lock(&self.ahead);
@@ -174,6 +198,7 @@ impl Chunked {
         workers: usize,
         chunk: usize,
     ) -> Chunked {
+        let buffers = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             reader: Mutex::new(Reader {
                 paths: paths.clone(),
@@ -183,13 +208,14 @@ impl Chunked {
                 open: None,
                 seq: 0,
                 done: false,
-                spare: Vec::new(),
+                spare: buffers.clone(),
                 chunk: chunk.max(1),
             }),
             ahead: Mutex::new(0),
             room: Condvar::new(),
             depth: DEPTH.max(DEPTH_PER_WORKER * workers),
             spent: Mutex::new(Vec::new()),
+            buffers,
         });
         let (tx, rx) = channel();
         let mut threads = Vec::new();
@@ -248,6 +274,11 @@ impl Chunked {
                     continue;
                 }
             };
+            if let Some((meta, piece)) = parsed.unparsed.take() {
+                let mut items = lock(&self.shared.spent).pop().unwrap_or_default();
+                items.clear();
+                parsed = self.helper.parse_piece(&self.shared, &meta, piece, items);
+            }
             self.next += 1;
             self.shared.release();
             if parsed.done {
@@ -381,23 +412,40 @@ impl Worker {
         drop(reader);
         let parsed = match task {
             Task::Parsed(p) => p,
-            Task::Parse(meta, piece) => {
-                let decoder = match &mut self.decoder {
-                    Some((i, d)) if *i == meta.index => d,
-                    slot => {
-                        let d = meta.template.fork(meta.name);
-                        &mut slot.insert((meta.index, d)).1
-                    }
-                };
-                let mut p = parse(&piece, decoder, &self.schema, items);
-                p.file = meta.index;
-                if let Piece::Lines { data, .. } = piece {
-                    lock(&shared.reader).spare.push(data);
-                }
-                Box::new(p)
+            Task::Parse(meta, piece) if meta.handoff && block && shared.keeping_up() => {
+                lock(&shared.spent).push(items);
+                Box::new(Parsed {
+                    file: meta.index,
+                    unparsed: Some((meta, piece)),
+                    ..Parsed::default()
+                })
             }
+            Task::Parse(meta, piece) => self.parse_piece(shared, &meta, piece, items),
         };
         Some((seq, parsed))
+    }
+
+    /// Parses one piece of `meta`'s file into `items`.
+    fn parse_piece(
+        &mut self,
+        shared: &Shared,
+        meta: &FileMeta,
+        piece: Piece,
+        items: Vec<Item>,
+    ) -> Box<Parsed> {
+        let decoder = match &mut self.decoder {
+            Some((i, d)) if *i == meta.index => d,
+            slot => {
+                let d = meta.template.fork(meta.name);
+                &mut slot.insert((meta.index, d)).1
+            }
+        };
+        let mut p = parse(&piece, decoder, &self.schema, items);
+        p.file = meta.index;
+        if let Piece::Lines { data, .. } = piece {
+            lock(&shared.buffers).push(data);
+        }
+        Box::new(p)
     }
 }
 
@@ -509,10 +557,11 @@ impl Reader {
                             meta: Arc::new(FileMeta {
                                 index,
                                 name,
+                                handoff: super::is_gzip(&path),
                                 template: Decoder::new(name, format),
                             }),
                             inner,
-                            buf: self.spare.pop().unwrap_or_default(),
+                            buf: lock(&self.spare).pop().unwrap_or_default(),
                             base: 0,
                             at_start: true,
                             eof: false,
@@ -536,7 +585,7 @@ impl Reader {
                 }
             }
             let open = self.open.as_mut()?;
-            let spare = self.spare.pop().unwrap_or_default();
+            let spare = lock(&self.spare).pop().unwrap_or_default();
             match open.next_piece(self.schema.max_line_bytes, self.chunk, spare) {
                 Ok(Some(piece)) => {
                     self.seq += 1;
@@ -550,18 +599,19 @@ impl Reader {
                         open.meta = Arc::new(FileMeta {
                             index: meta.index,
                             name: meta.name,
+                            handoff: meta.handoff,
                             template: decoder.fork(meta.name),
                         });
                         open.serial = None;
                     }
                     if let Piece::Lines { data, .. } = piece {
-                        self.spare.push(data);
+                        lock(&self.spare).push(data);
                     }
                     return Some((seq, Task::Parsed(Box::new(p))));
                 }
                 Ok(None) => {
                     if let Some(open) = self.open.take() {
-                        self.spare.push(open.buf);
+                        lock(&self.spare).push(open.buf);
                     }
                 }
                 Err(e) => {
@@ -814,11 +864,22 @@ mod tests {
             chunk in 1usize..700,
             workers in 0usize..4,
             max_line in prop_oneof![Just(64usize), Just(150), Just(1 << 20)],
+            gzip in any::<bool>(),
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let a = dir.path().join("a.jsonl");
+            // A gzip file's chunks are handed to the consumer to parse.
+            let a = dir.path().join(if gzip { "a.jsonl.gz" } else { "a.jsonl" });
             let b = dir.path().join("b.csv");
-            std::fs::write(&a, log(&jsonl, &crlf, bom, last_newline)).unwrap();
+            let text = log(&jsonl, &crlf, bom, last_newline);
+            let bytes = if gzip {
+                use std::io::Write;
+                let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                z.write_all(&text).unwrap();
+                z.finish().unwrap()
+            } else {
+                text
+            };
+            std::fs::write(&a, bytes).unwrap();
             let mut rows = csv.clone();
             let at = if header_first { 0 } else { rows.len().min(2) };
             rows.insert(at, "timestamp,model_id,accuracy".to_string());
