@@ -222,6 +222,17 @@ impl Interner {
         self.lookup(s)
     }
 
+    /// The name spelt by `s` if this interner has met it before, without
+    /// adding it: `s` is then known to be UTF-8.
+    #[inline]
+    pub fn known(&mut self, s: &[u8]) -> Option<Name> {
+        if let Some(found) = self.recent.iter().find(|n| short_eq(n.as_bytes(), s)) {
+            return Some(*found);
+        }
+        let name = *self.names.get(s)?;
+        Some(self.lookup(name.as_bytes()))
+    }
+
     fn lookup(&mut self, s: &[u8]) -> Name {
         let name = match self.names.get(s) {
             Some(name) => *name,

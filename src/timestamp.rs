@@ -192,7 +192,7 @@ const FRACTION_UNIT: [i64; 10] = [
 
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` (or a space for `T`); `None` for anything
 /// else, including out-of-range fields, so the slow path gives the error.
-fn parse_fast(b: &[u8], last: &mut LastDate) -> Option<i64> {
+pub(crate) fn parse_fast(b: &[u8], last: &mut LastDate) -> Option<i64> {
     if b.len() < 20 || *b.last()? != b'Z' {
         return None;
     }

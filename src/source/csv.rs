@@ -186,6 +186,9 @@ impl Layout {
                 continue;
             }
             let raw = &src[start..end];
+            if fast_field(raw, column, schema, fields)? {
+                continue;
+            }
             let text = std::str::from_utf8(raw)
                 .map_err(|e| FieldError::Utf8(e.valid_up_to()))?
                 .trim();
@@ -230,6 +233,44 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// Reads the common shapes of a field without validating or trimming it:
+/// an ISO timestamp, a model id or version the decoder has met, a plain
+/// number. Only fields that start and end with printable ASCII qualify
+/// (`trim` would leave them alone); `false` leaves the field to the full
+/// path, which gives every error.
+#[inline]
+fn fast_field(
+    raw: &[u8],
+    column: Column,
+    schema: &Schema,
+    fields: &mut Fields,
+) -> Result<bool, FieldError> {
+    let printable = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x7f);
+    if !printable(raw.first()) || !printable(raw.last()) {
+        return Ok(false);
+    }
+    match column {
+        Column::Timestamp => match crate::timestamp::parse_fast(raw, &mut fields.last_date) {
+            Some(t) => fields.time = Some(t),
+            None => return Ok(false),
+        },
+        Column::Model => match fields.models.known(raw) {
+            Some(name) => fields.model = Some(name),
+            None => return Ok(false),
+        },
+        Column::Version => match fields.versions.known(raw) {
+            Some(name) => fields.version = Some(name),
+            None => return Ok(false),
+        },
+        Column::Metric(slot) => match super::jsonl::fast::number(raw) {
+            Some(x) => fields.set_metric(schema, slot, x)?,
+            None => return Ok(false),
+        },
+        Column::Other => {}
+    }
+    Ok(true)
 }
 
 /// What to set when a header that did not split holds another common
@@ -290,6 +331,27 @@ mod tests {
                 got.push(format!("{r:?} {:?} {:?} {:?}", f.time, f.model, f.values));
             }
             proptest::prop_assert_eq!(&got[0], &got[1]);
+        }
+
+        /// The fast path's numbers are `str::parse`'s, bit for bit, and
+        /// it takes every plain decimal a log writes.
+        #[test]
+        fn fast_numbers_are_what_str_parse_reads(
+            text in "[-+]?[0-9]{0,22}(\\.[0-9]{0,22})?([eE][-+]?[0-9]{1,4})?",
+            x in proptest::num::f64::ANY,
+            digits in 0usize..20,
+        ) {
+            for t in [text, format!("{x}"), format!("{x:.digits$}"), format!("{x:e}")] {
+                let fast = super::super::jsonl::fast::number(t.as_bytes());
+                if let Some(y) = fast {
+                    let want: f64 = t.parse().unwrap();
+                    proptest::prop_assert_eq!(y.to_bits(), want.to_bits(), "{}", t);
+                }
+            }
+            if x.is_finite() {
+                let t = format!("{:.digits$}", x.abs() % 1e6);
+                proptest::prop_assert!(super::super::jsonl::fast::number(t.as_bytes()).is_some(), "{}", t);
+            }
         }
     }
 

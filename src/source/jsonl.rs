@@ -19,7 +19,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::{FieldError, Fields};
 use crate::record::{Schema, short_eq};
 
-mod fast;
+pub(super) mod fast;
 
 /// Parses one line into `fields` (freshly reset), or says what is wrong
 /// with it.

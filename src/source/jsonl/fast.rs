@@ -196,6 +196,19 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
     (ascii || std::str::from_utf8(&b[start..close]).is_ok()).then_some(close)
 }
 
+/// `b` read as a number if it is exactly one JSON number (CSV's fast path):
+/// the value `str::parse::<f64>` gives it, bit for bit.
+pub(in crate::source) fn number(b: &[u8]) -> Option<f64> {
+    let (end, parts) = scan_number(b, 0)?;
+    if end != b.len() {
+        return None;
+    }
+    Some(match parts.value(b, 0..end)? {
+        Number::Int(n) => n as f64,
+        Number::Float(x) => x,
+    })
+}
+
 /// A number as serde_json hands it to the visitor: an integer literal that
 /// fits `i64`, or else the nearest `f64`.
 enum Number {
