@@ -115,12 +115,11 @@ impl Files {
 struct MetricStream {
     /// Values seen so far; the index of the next one.
     count: u64,
-    /// Where recent values were read: value `i` at `ring[i % HISTORY]`, a
-    /// ring of `min(count, HISTORY)` entries that is overwritten in place
-    /// once full.
-    ring: Vec<Seen>,
-    /// The values themselves, in the same places.
-    values: Vec<f64>,
+    /// Recent values and where they were read: value `i` at
+    /// `ring[i % HISTORY]`, a ring of `min(count, HISTORY)` entries that is
+    /// overwritten in place once full. One entry holds both, so a value
+    /// costs one cache line's worth of writing, not two.
+    ring: Vec<(Seen, f64)>,
     /// How many of the latest values `ring` knows: all of them, unless a
     /// restored history was shorter.
     known: usize,
@@ -133,30 +132,21 @@ impl MetricStream {
     fn restored(count: u64, history: &[(Seen, f64)]) -> MetricStream {
         let size = usize::try_from(count).map_or(HISTORY, |c| c.min(HISTORY));
         let known = history.len().min(size);
-        let mut ring = vec![Seen::default(); size];
-        let mut values = vec![0.0; size];
+        let mut ring = vec![(Seen::default(), 0.0); size];
         let first = count - known as u64;
-        for (i, (seen, x)) in (first..).zip(&history[history.len() - known..]) {
-            ring[(i % HISTORY as u64) as usize] = *seen;
-            values[(i % HISTORY as u64) as usize] = *x;
+        for (i, entry) in (first..).zip(&history[history.len() - known..]) {
+            ring[(i % HISTORY as u64) as usize] = *entry;
         }
-        MetricStream {
-            count,
-            ring,
-            values,
-            known,
-        }
+        MetricStream { count, ring, known }
     }
 
     #[inline]
     fn push(&mut self, seen: Seen, x: f64) {
         if self.ring.len() < HISTORY {
-            self.ring.push(seen);
-            self.values.push(x);
+            self.ring.push((seen, x));
         } else {
             let i = (self.count % HISTORY as u64) as usize;
-            self.ring[i] = seen;
-            self.values[i] = x;
+            self.ring[i] = (seen, x);
         }
         self.count += 1;
         self.known = (self.known + 1).min(HISTORY);
@@ -168,14 +158,14 @@ impl MetricStream {
         if back >= self.known as u64 {
             return None;
         }
-        self.ring.get((index % HISTORY as u64) as usize)
+        self.ring.get((index % HISTORY as u64) as usize).map(|(s, _)| s)
     }
 
     /// The known positions and values, oldest first.
     fn history(&self) -> impl Iterator<Item = (&Seen, f64)> {
         (self.count - self.known as u64..self.count).filter_map(|i| {
             let at = (i % HISTORY as u64) as usize;
-            Some((self.ring.get(at)?, *self.values.get(at)?))
+            self.ring.get(at).map(|(s, x)| (s, *x))
         })
     }
 
@@ -184,7 +174,7 @@ impl MetricStream {
     fn recent(&self, since: u64, log: bool) -> impl Iterator<Item = (u64, f64)> + '_ {
         let oldest = since.max(self.count - self.known as u64);
         (oldest..self.count).rev().filter_map(move |i| {
-            let x = *self.values.get((i % HISTORY as u64) as usize)?;
+            let x = self.ring.get((i % HISTORY as u64) as usize)?.1;
             episode::transform(log, x).map(|y| (i, y))
         })
     }
