@@ -6,7 +6,7 @@
 //! updates and the throughput in elements (updates) per second.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mmon::detect::{DetectorConfig, Direction, Outcome, Params};
+use mmon::detect::{Detector, DetectorConfig, Direction, Outcome, Params};
 use std::hint::black_box;
 
 const N: usize = 1_000_000;

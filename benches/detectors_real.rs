@@ -7,7 +7,7 @@
 //! its window grows to the whole stream and every check scans every bucket.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mmon::detect::{DetectorConfig, Direction, Outcome, Params};
+use mmon::detect::{Detector, DetectorConfig, Direction, Outcome, Params};
 use std::hint::black_box;
 use std::time::Duration;
 

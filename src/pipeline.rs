@@ -158,7 +158,9 @@ impl MetricStream {
         if back >= self.known as u64 {
             return None;
         }
-        self.ring.get((index % HISTORY as u64) as usize).map(|(s, _)| s)
+        self.ring
+            .get((index % HISTORY as u64) as usize)
+            .map(|(s, _)| s)
     }
 
     /// The known positions and values, oldest first.
@@ -203,7 +205,7 @@ impl MetricStream {
 }
 
 struct MonitorState {
-    detector: Box<dyn Detector>,
+    detector: DetectorState,
     open: Option<Window>,
     /// The stream's values since its last boundary, as this monitor sees them.
     segment: Segment,

@@ -83,9 +83,9 @@ pub(crate) trait Restore: Detector + Sized + 'static {
     fn adopt(&mut self, config: &Self::Config) -> Result<(), StateError>;
 }
 
-fn restore_as<D: Restore>(config: &D::Config, mut d: D) -> Result<Box<dyn Detector>, StateError> {
+fn restore_as<D: Restore>(config: &D::Config, mut d: D) -> Result<D, StateError> {
     d.adopt(config)?;
-    Ok(Box::new(d))
+    Ok(d)
 }
 
 /// Which change of a metric is bad, and so reported.
@@ -201,6 +201,29 @@ macro_rules! detectors {
             }
         })+
 
+        /// A detector held by value: the pipeline's detectors are
+        /// `DetectorState`s, so an update is a `match`, not a call through
+        /// a pointer to a separate allocation.
+        impl Detector for DetectorState {
+            #[inline]
+            fn update(&mut self, x: f64, time_ns: i64) -> Outcome {
+                match self {
+                    $(DetectorState::$variant(d) => d.update(x, time_ns),)+
+                }
+            }
+
+            #[inline]
+            fn update_logged(&mut self, x: f64, ln_x: Option<f64>, time_ns: i64) -> Outcome {
+                match self {
+                    $(DetectorState::$variant(d) => d.update_logged(x, ln_x, time_ns),)+
+                }
+            }
+
+            fn save(&self) -> DetectorState {
+                self.clone()
+            }
+        }
+
         impl DetectorState {
             /// The name of the detector this state is of.
             pub fn name(&self) -> &'static str {
@@ -248,9 +271,9 @@ macro_rules! detectors {
             }
 
             /// A fresh detector instance for a new stream (or after a version reset).
-            pub fn build(&self) -> Box<dyn Detector> {
+            pub fn build(&self) -> DetectorState {
                 match self {
-                    $(DetectorConfig::$variant(c) => Box::new(<$detector>::new(c.clone())),)+
+                    $(DetectorConfig::$variant(c) => DetectorState::$variant(<$detector>::new(c.clone())),)+
                 }
             }
 
@@ -258,9 +281,11 @@ macro_rules! detectors {
             /// checked against this configuration: a state of another detector
             /// is [`StateError::Mismatch`], one this configuration cannot be in
             /// [`StateError::Invalid`].
-            pub fn restore(&self, state: DetectorState) -> Result<Box<dyn Detector>, StateError> {
+            pub fn restore(&self, state: DetectorState) -> Result<DetectorState, StateError> {
                 match (self, state) {
-                    $((DetectorConfig::$variant(c), DetectorState::$variant(d)) => restore_as(c, d),)+
+                    $((DetectorConfig::$variant(c), DetectorState::$variant(d)) => {
+                        restore_as(c, d).map(DetectorState::$variant)
+                    })+
                     (c, s) => Err(StateError::Mismatch {
                         configured: c.name(),
                         saved: s.name(),

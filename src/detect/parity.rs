@@ -107,13 +107,13 @@ pub fn whole_and_resumed(
     cut: usize,
 ) -> (Outcomes, Outcomes) {
     let cut = cut.min(values.len());
-    let whole = outcomes(config.build().as_mut(), values, 0);
+    let whole = outcomes(&mut config.build(), values, 0);
     let mut first = config.build();
-    let mut resumed = outcomes(first.as_mut(), &values[..cut], 0);
+    let mut resumed = outcomes(&mut first, &values[..cut], 0);
     let text = serde_json::to_string(&first.save()).expect("state serialises");
     let state: DetectorState = serde_json::from_str(&text).expect("state parses");
     let mut second = config.restore(state).expect("state restores");
-    resumed.extend(outcomes(second.as_mut(), &values[cut..], cut));
+    resumed.extend(outcomes(&mut second, &values[cut..], cut));
     (whole, resumed)
 }
 

@@ -69,7 +69,7 @@ fn saved(c: &DetectorConfig, n: usize) -> Value {
 
 /// Reads `fields` as a checkpoint would, tagged with `c`'s name, and
 /// restores them: a state that does not parse is refused as well.
-fn restore(c: &DetectorConfig, fields: Value) -> Result<Box<dyn Detector>, String> {
+fn restore(c: &DetectorConfig, fields: Value) -> Result<DetectorState, String> {
     let state: DetectorState =
         serde_json::from_value(json!({ c.name(): fields })).map_err(|e| e.to_string())?;
     c.restore(state).map_err(|e| e.to_string())
@@ -77,7 +77,7 @@ fn restore(c: &DetectorConfig, fields: Value) -> Result<Box<dyn Detector>, Strin
 
 /// Runs a restored detector on, so an inconsistency that slipped through
 /// would panic here.
-fn run_on(d: &mut Box<dyn Detector>) {
+fn run_on(d: &mut DetectorState) {
     for (i, x) in values(300).into_iter().enumerate() {
         d.update(x, 1_000_000_000_000 + i as i64 * 1_000_000_000);
     }
