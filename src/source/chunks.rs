@@ -5,11 +5,11 @@
 //! One reader at a time (a lock) reads the next [`CHUNK`] bytes of the
 //! stream (plain file, gzip or stdin: the same sequential `read`) and cuts
 //! them after their last newline; the rest starts the next chunk. The
-//! thread that read a chunk then parses it, outside the lock, with its own [`Decoder`] (model
-//! ids and versions are interned [`Name`]s, so the same name is the same
-//! pointer on every thread). Line numbers are counted within the chunk
-//! and made absolute, in order, by the consumer: a prefix sum over chunk
-//! line counts. A CSV file's chunks are parsed under the lock, in order,
+//! thread that read a chunk then parses it, outside the lock, with its own
+//! [`Decoder`] (model ids and versions are interned [`Name`]s, so the same
+//! name is the same pointer on every thread). Line numbers are counted
+//! within the chunk and made absolute, in order, by the consumer: a prefix
+//! sum over chunk line counts. A CSV file's chunks are parsed under the lock, in order,
 //! until its header is known; every later line decodes alone.
 //!
 //! Inflating gzip is the slowest part of reading it and only one thread at
@@ -35,8 +35,7 @@ use std::thread::JoinHandle;
 
 use super::lines::{HEAD_BYTES, Line};
 use super::{Decoder, FileStats, Format, Item};
-use crate::record::Name;
-use crate::record::Schema;
+use crate::record::{Name, Schema};
 
 /// Bytes read per chunk (more when a line is longer).
 pub const CHUNK: usize = 1 << 20;
