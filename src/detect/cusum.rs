@@ -119,10 +119,7 @@ impl Detector for Cusum {
     }
 
     fn update_logged(&mut self, x: f64, ln_x: Option<f64>, _time_ns: i64) -> Outcome {
-        let y = match self.config.log {
-            true => ln_x,
-            false => self.config.learning().transform(x),
-        };
+        let y = self.config.learning().transform_logged(x, ln_x);
         self.step(x, y)
     }
 

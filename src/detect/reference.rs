@@ -48,6 +48,13 @@ impl Learning {
     }
 
     /// The value the statistic sees for `x`, or `None` for one to skip.
+    /// [`Learning::transform`] of `x`, given `ln_x` (`ln x` if `x` is
+    /// positive and finite, as the pipeline computes it) so that log mode
+    /// need not compute it again.
+    pub fn transform_logged(&self, x: f64, ln_x: Option<f64>) -> Option<f64> {
+        if self.log { ln_x } else { self.transform(x) }
+    }
+
     pub fn transform(&self, x: f64) -> Option<f64> {
         if !x.is_finite() {
             None
