@@ -137,7 +137,6 @@ pub fn lock_owned(path: &Path, owner: &str) -> io::Result<Owned> {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
             let mut text = String::new();
-            file.rewind()?;
             // A holder that is still writing its name reads as empty.
             let _ = file.read_to_string(&mut text);
             return Ok(Owned::Held(text));

@@ -146,30 +146,6 @@ impl std::ops::Deref for Name {
     }
 }
 
-impl AsRef<str> for Name {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl From<&str> for Name {
-    fn from(text: &str) -> Name {
-        Name::new(text)
-    }
-}
-
-impl PartialEq<str> for Name {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Name {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 impl std::fmt::Debug for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(self.as_str(), f)
@@ -216,10 +192,16 @@ impl Interner {
     /// bytes are replaced, and such a name is not kept).
     #[inline]
     pub fn get(&mut self, s: &[u8]) -> Name {
-        if let Some(found) = self.recent.iter().find(|n| short_eq(n.as_bytes(), s)) {
-            return *found;
+        if let Some(found) = self.known(s) {
+            return found;
         }
-        self.lookup(s)
+        let Ok(text) = std::str::from_utf8(s) else {
+            return Name::new(&String::from_utf8_lossy(s));
+        };
+        let name = Name::new(text);
+        self.names.insert(Box::from(s), name);
+        self.remember(name);
+        name
     }
 
     /// The name spelt by `s` if this interner has met it before, without
@@ -230,27 +212,17 @@ impl Interner {
             return Some(*found);
         }
         let name = *self.names.get(s)?;
-        Some(self.lookup(name.as_bytes()))
+        self.remember(name);
+        Some(name)
     }
 
-    fn lookup(&mut self, s: &[u8]) -> Name {
-        let name = match self.names.get(s) {
-            Some(name) => *name,
-            None => {
-                let Ok(text) = std::str::from_utf8(s) else {
-                    return Name::new(&String::from_utf8_lossy(s));
-                };
-                let name = Name::new(text);
-                self.names.insert(Box::from(s), name);
-                name
-            }
-        };
-        // Most recent first; the oldest of the scan falls back to the map.
+    /// Puts `name` first in the scan; the oldest of the scan falls back to
+    /// the map.
+    fn remember(&mut self, name: Name) {
         if self.recent.len() == RECENT {
             self.recent.pop();
         }
         self.recent.insert(0, name);
-        name
     }
 }
 

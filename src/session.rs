@@ -163,8 +163,14 @@ impl Session {
             let c = since(pipeline.counts(), self.starts[p]);
             self.released = add(self.released, c);
         }
-        let n = self.pipelines.len() as u64;
-        self.retrains.retain(|id, _| id % n != u64::from(partition));
+        self.retrains
+            .retain(|&id, _| Self::partition_of(id, self.pipelines.len()) != partition);
+    }
+
+    /// The partition whose pipeline opened the window `id` (ids are
+    /// numbered `local × partitions + partition`, see [`Session::emit`]).
+    fn partition_of(id: u64, partitions: usize) -> u32 {
+        (id % partitions as u64) as u32
     }
 
     /// Runs one record through the pipeline and its events to the sinks.
@@ -252,10 +258,9 @@ impl Session {
 
     /// [`Session::retrains`] of one partition's windows.
     pub fn retrains_of(&self, partition: u32) -> BTreeMap<u64, RetrainNote> {
-        let n = self.pipelines.len() as u64;
         self.retrains
             .iter()
-            .filter(|(id, _)| *id % n == u64::from(partition))
+            .filter(|&(&id, _)| Self::partition_of(id, self.pipelines.len()) == partition)
             .map(|(id, note)| (*id, note.clone()))
             .collect()
     }

@@ -21,13 +21,19 @@ pub mod nats_source {
     #[cfg(feature = "nats")]
     pub use super::nats::replay;
 
+    /// The one `nats://` URL among a command's inputs, if that is what
+    /// they are.
+    pub fn url(inputs: &[String]) -> Option<&str> {
+        match inputs {
+            [one] if one.starts_with("nats://") => Some(one),
+            _ => None,
+        }
+    }
+
     #[cfg(feature = "nats")]
     pub fn watch(source: &str, settings: &Settings, args: &WatchArgs) -> anyhow::Result<ExitCode> {
         let instance = args.instance.clone().unwrap_or_else(|| {
-            let host = nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "mmon".into());
+            let host = crate::registry::lock::hostname().unwrap_or_else(|| "mmon".into());
             let host: String = host
                 .chars()
                 .map(|c| {

@@ -108,7 +108,7 @@ pub fn run(args: &PublishArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         client: &client,
         url: &url,
         batch: args.batch as usize,
-        max_payload: client.max_payload().saturating_sub(1024),
+        max_payload: client.usable_payload(),
         chunk: Vec::with_capacity(CHUNK),
         stats: PublishStats::default(),
         counts: Counts::default(),
@@ -180,7 +180,7 @@ struct Pending {
 
 impl Publisher<'_> {
     fn file(&mut self, path: &str, schema: &Schema) -> anyhow::Result<()> {
-        let (reader, _) = crate::source::open(path, Some(Format::Jsonl))?;
+        let reader = crate::source::open(path, Some(Format::Jsonl))?.reader;
         let name = Name::new(if path == "-" { "<stdin>" } else { path });
         let mut decoder = Decoder::new(name, Format::Jsonl);
         let mut lines = LineReader::new(reader, schema.max_line_bytes, 0, 1);
@@ -257,7 +257,7 @@ impl Publisher<'_> {
         h.update([0]);
         h.update(&payload);
         chain.copy_from_slice(&h.finalize()[..16]);
-        let msg_id = chain.iter().map(|b| format!("{b:02x}")).collect();
+        let msg_id = crate::registry::manifest::hex(&chain[..]);
         self.chunk.push(Outgoing {
             subject,
             msg_id,

@@ -29,10 +29,8 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         config.source,
         config.monitors.len()
     );
-    if let [one] = args.files.as_slice()
-        && one.starts_with("nats://")
-    {
-        return super::nats_source::replay(one, &settings);
+    if let Some(url) = super::nats_source::url(&args.files) {
+        return super::nats_source::replay(url, &settings);
     }
     let files = crate::source::inputs::expand(&args.files)?;
     if files.iter().filter(|f| *f == "-").count() > 1 {

@@ -99,10 +99,7 @@ fn not_files(paths: &[String]) -> Vec<(String, String)> {
 }
 
 pub fn run(args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let nats = match args.paths.as_slice() {
-        [one] if one.starts_with("nats://") => Some(one),
-        _ => None,
-    };
+    let nats = super::nats_source::url(&args.paths);
     // A nats:// source keeps its checkpoints on the server.
     if args.once && args.state.is_none() && nats.is_none() {
         return Err(usage(

@@ -27,13 +27,15 @@ pub struct Holder {
     pub run_id: Option<String>,
 }
 
+/// This machine's host name, if it has one in UTF-8.
+pub fn hostname() -> Option<String> {
+    nix::unistd::gethostname().ok()?.into_string().ok()
+}
+
 impl Holder {
     /// This process, now.
     pub fn current(run_id: Option<&str>) -> Holder {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "unknown-host".to_string());
+        let host = hostname().unwrap_or_else(|| "unknown-host".to_string());
         Holder {
             pid: std::process::id(),
             host,

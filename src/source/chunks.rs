@@ -543,7 +543,11 @@ impl Reader {
                 let index = self.next_path;
                 self.next_path += 1;
                 match super::open(&path, self.forced) {
-                    Ok((inner, format)) => {
+                    Ok(super::Opened {
+                        reader: inner,
+                        format,
+                        gzip,
+                    }) => {
                         log::info!("reading {path} as {format:?} on every core");
                         let name = Name::new(if path == "-" {
                             "<stdin>"
@@ -556,7 +560,7 @@ impl Reader {
                             meta: Arc::new(FileMeta {
                                 index,
                                 name,
-                                handoff: super::is_gzip(&path),
+                                handoff: gzip,
                                 template: Decoder::new(name, format),
                             }),
                             inner,

@@ -15,7 +15,7 @@ use anyhow::Context;
 use super::lines::LineReader;
 use super::{Decoder, Format, Item};
 use crate::exit_code::{ExitCode, Failure};
-use crate::record::Schema;
+use crate::record::{Name, Schema};
 
 /// How many lines of a file are read to find its first record.
 const PEEK_LINES: u64 = 1000;
@@ -73,9 +73,9 @@ pub fn first_time(
     if path == "-" {
         return Ok(None);
     }
-    let (reader, format) = super::open(path, forced)?;
+    let super::Opened { reader, format, .. } = super::open(path, forced)?;
     let mut lines = LineReader::new(reader, schema.max_line_bytes, 0, 1);
-    let mut decoder = Decoder::new(path.into(), format);
+    let mut decoder = Decoder::new(Name::new(path), format);
     while let Some(line) = lines
         .next_line()
         .with_context(|| format!("cannot read {path}"))?

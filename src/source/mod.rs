@@ -335,18 +335,18 @@ fn utf8(bytes: &[u8]) -> Result<&str, FieldError> {
     })
 }
 
-/// Opens a file (or stdin for `-`), decompressing gzip found by its magic
-/// bytes, and returns the reader with the format to use.
-/// Whether `path` is a gzip file, by its first bytes; `false` for stdin
-/// and for a file that cannot be read (opening it reports why).
-pub fn is_gzip(path: &str) -> bool {
-    let mut head = [0u8; 2];
-    path != "-"
-        && File::open(Path::new(path)).is_ok_and(|mut f| f.read_exact(&mut head).is_ok())
-        && head == [0x1f, 0x8b]
+/// An input opened by [`open`].
+pub struct Opened {
+    /// The input's bytes, inflated if it is gzip.
+    pub reader: Box<dyn Read + Send>,
+    pub format: Format,
+    /// Whether it is gzip (found by its magic bytes).
+    pub gzip: bool,
 }
 
-pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<(Box<dyn Read + Send>, Format)> {
+/// Opens a file (or stdin for `-`), decompressing gzip found by its magic
+/// bytes, and returns the reader with the format to use.
+pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<Opened> {
     let raw: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
     } else {
@@ -365,12 +365,20 @@ pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<(Box<dyn Read 
         let format = forced
             .or_else(|| Format::from_path(path))
             .unwrap_or_else(|| Format::sniff(head));
-        return Ok((Box::new(gz), format));
+        return Ok(Opened {
+            reader: Box::new(gz),
+            format,
+            gzip: true,
+        });
     }
     let format = forced
         .or_else(|| Format::from_path(path))
         .unwrap_or_else(|| Format::sniff(head));
-    Ok((Box::new(buffered), format))
+    Ok(Opened {
+        reader: Box::new(buffered),
+        format,
+        gzip: false,
+    })
 }
 
 /// Per-file counters for the summary.
@@ -425,7 +433,7 @@ impl FileSource {
             return Ok(false);
         };
         self.next += 1;
-        let (reader, format) = open(&path, self.forced)?;
+        let Opened { reader, format, .. } = open(&path, self.forced)?;
         log::info!("reading {path} as {format:?}");
         let name = Name::new(if path == "-" {
             "<stdin>"

@@ -28,10 +28,7 @@ use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store, UpdateErrorKi
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 
-use super::{Client, Link, NatsError};
-
-/// Room left in a message for the headers the server adds to a KV write.
-const HEADER_ROOM: usize = 1024;
+use super::{Client, HEADER_ROOM, Link, NatsError};
 
 /// A lease held by this instance: renew and release it with this value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -201,6 +201,10 @@ pub struct StreamInfo {
     pub messages: u64,
 }
 
+/// Room left in a message for the headers it carries (message ids, KV
+/// revisions) and the server adds.
+pub const HEADER_ROOM: usize = 1024;
+
 /// One connection to a NATS server with JetStream, for one mmon instance.
 pub struct Client {
     link: Link,
@@ -283,6 +287,12 @@ impl Client {
 
     pub fn instance_id(&self) -> &str {
         &self.instance
+    }
+
+    /// The largest payload worth sending: `max_payload` less
+    /// [`HEADER_ROOM`] for the headers.
+    pub fn usable_payload(&self) -> usize {
+        self.max_payload().saturating_sub(HEADER_ROOM)
     }
 
     /// The largest message the server accepts (`max_payload`, 1 MiB by default).

@@ -42,15 +42,12 @@ pub struct PublishStats {
     pub stored: u64,
     /// Messages the server had already (same `Nats-Msg-Id`), not stored again.
     pub duplicates: u64,
-    /// The stream sequence of the last message acknowledged.
-    pub last_seq: u64,
 }
 
 impl PublishStats {
     pub fn add(&mut self, other: PublishStats) {
         self.stored += other.stored;
         self.duplicates += other.duplicates;
-        self.last_seq = self.last_seq.max(other.last_seq);
     }
 }
 
@@ -127,7 +124,6 @@ impl Client {
                 } else {
                     stats.stored += 1;
                 }
-                stats.last_seq = stats.last_seq.max(ack.sequence);
             }
             Ok(stats)
         })

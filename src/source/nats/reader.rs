@@ -28,8 +28,6 @@ pub struct Message {
     pub model: String,
     /// One or more JSONL records, newline-separated.
     pub payload: Vec<u8>,
-    /// When the server stored it.
-    pub published: chrono::DateTime<chrono::Utc>,
     /// Messages of the subject after this one when it was delivered.
     pub pending: u64,
 }
@@ -141,7 +139,7 @@ fn convert(link: &Link, m: jetstream::Message) -> Result<Message, NatsError> {
     let info = m
         .info()
         .map_err(|e| link.server_error("reading a message's sequence", e))?;
-    let (seq, published, pending) = (info.stream_sequence, info.published, info.pending);
+    let (seq, pending) = (info.stream_sequence, info.pending);
     let subject = m.message.subject.to_string();
     let model = subject.rsplit('.').next().unwrap_or_default().to_string();
     Ok(Message {
@@ -149,7 +147,6 @@ fn convert(link: &Link, m: jetstream::Message) -> Result<Message, NatsError> {
         model,
         subject,
         payload: m.message.payload.to_vec(),
-        published,
         pending,
     })
 }

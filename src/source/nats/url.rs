@@ -51,12 +51,6 @@ pub struct UrlError {
 }
 
 impl NatsUrl {
-    /// Whether `text` is meant as a NATS source (so a caller can tell a
-    /// URL from a file name before parsing it).
-    pub fn is_nats(text: &str) -> bool {
-        text.starts_with("nats://")
-    }
-
     /// Parses a URL of the grammar in the module docs.
     pub fn parse(text: &str) -> Result<NatsUrl, UrlError> {
         let bad = |part: &'static str, found: &str, expected: &str| UrlError {
