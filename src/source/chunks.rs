@@ -640,9 +640,10 @@ impl Open {
         if self.eof || self.buf.len() >= want {
             return Ok(());
         }
-        let need = (want - self.buf.len()) as u64;
-        let got = (&mut self.inner).take(need).read_to_end(&mut self.buf)?;
-        if (got as u64) < need {
+        let need = want - self.buf.len();
+        self.buf.reserve(need);
+        let got = (&mut self.inner).take(need as u64).read_to_end(&mut self.buf)?;
+        if got < need {
             self.eof = true;
         }
         Ok(())

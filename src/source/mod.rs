@@ -374,8 +374,11 @@ pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<Opened> {
     let format = forced
         .or_else(|| Format::from_path(path))
         .unwrap_or_else(|| Format::sniff(head));
+    // The head read to sniff, then the input itself: large reads go
+    // straight into the caller's buffer, not through a second copy.
+    let head = io::Cursor::new(head.to_vec());
     Ok(Opened {
-        reader: Box::new(buffered),
+        reader: Box::new(head.chain(buffered.into_inner())),
         format,
         gzip: false,
     })
