@@ -133,8 +133,19 @@ impl Key {
 #[derive(Debug, Default)]
 pub struct KeyCache {
     schema: usize,
-    /// A key's text with its closing `"` and what came up to its `:`.
-    keys: Vec<(Box<[u8]>, Key)>,
+    keys: Vec<CachedKey>,
+}
+
+/// A key's text with its closing `"` and what came up to its `:`.
+#[derive(Debug)]
+struct CachedKey {
+    span: Box<[u8]>,
+    /// The span's first 16 bytes, zero-padded, and a mask of those it has:
+    /// a span of up to 16 bytes is compared with one masked 16-byte load,
+    /// without following `span`'s pointer.
+    head: u128,
+    mask: u128,
+    key: Key,
 }
 
 /// Lines with more keys than this are classified without the cache.
@@ -146,11 +157,16 @@ impl KeyCache {
     /// the schema and how many bytes that span covers.
     #[inline]
     fn repeated(&self, nth: usize, rest: &[u8], s: &Schema) -> Option<(Key, usize)> {
-        let (span, key) = self.keys.get(nth)?;
-        let n = span.len();
-        let same = self.schema == std::ptr::from_ref(s) as usize
-            && rest.get(..n).is_some_and(|r| short_eq(r, span));
-        same.then_some((*key, n))
+        let cached = self.keys.get(nth)?;
+        if self.schema != std::ptr::from_ref(s) as usize {
+            return None;
+        }
+        let n = cached.span.len();
+        let same = match rest.first_chunk::<16>() {
+            Some(r) if n <= 16 => u128::from_le_bytes(*r) & cached.mask == cached.head,
+            _ => rest.get(..n).is_some_and(|r| short_eq(r, &cached.span)),
+        };
+        same.then_some((cached.key, n))
     }
 
     /// What the `nth` key of a line, named `k`, is to the schema; `span` is
@@ -164,10 +180,24 @@ impl KeyCache {
             self.keys.clear();
             self.schema = schema;
         }
+        let mut bytes = [0u8; 16];
+        let shown = span.len().min(16);
+        bytes[..shown].copy_from_slice(&span[..shown]);
+        let mask = if shown == 16 {
+            u128::MAX
+        } else {
+            (1u128 << (8 * shown)) - 1
+        };
+        let cached = CachedKey {
+            span: span.into(),
+            head: u128::from_le_bytes(bytes),
+            mask,
+            key,
+        };
         if nth < self.keys.len() {
-            self.keys[nth] = (span.into(), key);
+            self.keys[nth] = cached;
         } else if nth == self.keys.len() && nth < CACHED_KEYS {
-            self.keys.push((span.into(), key));
+            self.keys.push(cached);
         }
         key
     }
