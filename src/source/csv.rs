@@ -131,7 +131,7 @@ impl Layout {
         }
     }
 
-    /// Parses one data line into `fields`.
+    /// Parses one data line into `fields`, checking first that it is UTF-8.
     pub fn parse(
         &mut self,
         line: &[u8],
@@ -139,13 +139,25 @@ impl Layout {
         fields: &mut Fields,
     ) -> Result<(), FieldError> {
         // A line without quotes (or a lone `\r`, which csv-core takes for
-        // a record's end) splits on the delimiter alone, in place.
-        let plain = memchr::memchr2(b'"', b'\r', line).is_none();
+        // a record's end) splits on the delimiter alone, in place, in the
+        // same pass that finds whether it is ASCII (then valid UTF-8).
+        let plain = match split_plain(line, self.delimiter, &mut self.spans) {
+            Some(ascii) => {
+                if !ascii {
+                    super::utf8(line)?;
+                }
+                true
+            }
+            None => {
+                super::utf8(line)?;
+                false
+            }
+        };
         self.parse_split(line, schema, fields, plain)
     }
 
-    /// [`Layout::parse`], splitting on the delimiter alone if `plain`, by
-    /// csv-core otherwise.
+    /// [`Layout::parse`] on a line known to be UTF-8, split already into
+    /// `spans` if `plain`, by csv-core otherwise.
     fn parse_split(
         &mut self,
         line: &[u8],
@@ -162,15 +174,6 @@ impl Layout {
             }
             &self.out
         } else {
-            self.spans.clear();
-            let mut start = 0;
-            for end in memchr::memchr_iter(self.delimiter, line) {
-                self.spans.push((start, end));
-                start = end + 1;
-            }
-            if !line.is_empty() {
-                self.spans.push((start, line.len()));
-            }
             line
         };
         let n = self.spans.len();
@@ -233,6 +236,62 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is zero, exactly (no borrows run
+/// between bytes).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LOW7) + LOW7) | x) & HIGHS
+}
+
+/// Splits `line` on `delimiter` into `spans` in one pass, eight bytes at a
+/// time, if it holds no `"` and no `\r` (then csv-core would split it just
+/// so); returns whether it is all ASCII. `None` for a line csv-core must
+/// split (or a delimiter that is itself one of those bytes).
+fn split_plain(line: &[u8], delimiter: u8, spans: &mut Vec<(usize, usize)>) -> Option<bool> {
+    if matches!(delimiter, b'"' | b'\r') || !delimiter.is_ascii() {
+        return None;
+    }
+    spans.clear();
+    let mut start = 0;
+    let mut high = 0;
+    let words = line.chunks_exact(8);
+    let tail = words.remainder();
+    for (w, word) in words.enumerate() {
+        let x = u64::from_le_bytes(word.try_into().ok()?);
+        high |= x;
+        if zero_bytes(x ^ (ONES * u64::from(b'"'))) | zero_bytes(x ^ (ONES * u64::from(b'\r'))) != 0 {
+            return None;
+        }
+        let mut hits = zero_bytes(x ^ (ONES * u64::from(delimiter)));
+        while hits != 0 {
+            let end = w * 8 + (hits.trailing_zeros() / 8) as usize;
+            spans.push((start, end));
+            start = end + 1;
+            hits &= hits - 1;
+        }
+    }
+    let at = line.len() - tail.len();
+    for (k, &b) in tail.iter().enumerate() {
+        high |= u64::from(b);
+        match b {
+            b'"' | b'\r' => return None,
+            _ if b == delimiter => {
+                spans.push((start, at + k));
+                start = at + k + 1;
+            }
+            _ => {}
+        }
+    }
+    if !line.is_empty() {
+        spans.push((start, line.len()));
+    }
+    Some(high & HIGHS == 0)
 }
 
 /// Reads the common shapes of a field without validating or trimming it:
@@ -315,22 +374,66 @@ mod tests {
 
     proptest::proptest! {
         /// Splitting a line without quotes on the delimiter reads what
-        /// csv-core reads, errors included.
+        /// csv-core reads, errors included; a line with quotes or `\r`
+        /// goes to csv-core either way.
         #[test]
         fn the_plain_split_reads_what_csv_core_reads(
-            cells in proptest::collection::vec("[ a-z0-9.:TZ,;-]{0,12}", 1..6),
+            cells in proptest::collection::vec("[ a-z0-9.:TZ,;é\"\r-]{0,12}", 1..6),
         ) {
             let s = schema();
             let mut layout = Layout::from_header(b"timestamp,model_id,accuracy", &s).unwrap();
             let line = cells.join(",");
             let mut got = Vec::new();
-            for plain in [true, false] {
+            for one_pass in [true, false] {
                 let mut f = Fields::default();
                 f.reset(1);
-                let r = layout.parse_split(line.as_bytes(), &s, &mut f, plain);
+                let r = if one_pass {
+                    layout.parse(line.as_bytes(), &s, &mut f)
+                } else {
+                    layout.parse_split(line.as_bytes(), &s, &mut f, false)
+                };
                 got.push(format!("{r:?} {:?} {:?} {:?}", f.time, f.model, f.values));
             }
             proptest::prop_assert_eq!(&got[0], &got[1]);
+        }
+
+        /// The one-pass split finds every delimiter (at any place in its
+        /// eight-byte words), refuses exactly the lines with `"` or `\r`,
+        /// and knows an ASCII line.
+        #[test]
+        fn the_one_pass_split_is_a_plain_split(
+            mut line in proptest::collection::vec(
+                proptest::sample::select(b",;-\t a0\x80\xff\x2b".to_vec()),
+                0..40,
+            ),
+            special in proptest::option::weighted(
+                0.2,
+                (0..40usize, proptest::sample::select(b"\"\r".to_vec())),
+            ),
+            delimiter in proptest::sample::select(b",;\t".to_vec()),
+        ) {
+            if let Some((at, b)) = special {
+                line.insert(at.min(line.len()), b);
+            }
+            let mut spans = Vec::new();
+            let got = split_plain(&line, delimiter, &mut spans);
+            if line.iter().any(|b| matches!(b, b'"' | b'\r')) {
+                proptest::prop_assert_eq!(got, None);
+            } else {
+                proptest::prop_assert_eq!(got, Some(line.is_ascii()));
+                let mut want = Vec::new();
+                let mut start = 0;
+                for (i, &b) in line.iter().enumerate() {
+                    if b == delimiter {
+                        want.push((start, i));
+                        start = i + 1;
+                    }
+                }
+                if !line.is_empty() {
+                    want.push((start, line.len()));
+                }
+                proptest::prop_assert_eq!(spans, want);
+            }
         }
 
         /// The fast path's numbers are `str::parse`'s, bit for bit, and

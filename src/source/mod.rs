@@ -187,7 +187,10 @@ pub struct BadRecord {
 #[derive(Debug)]
 pub enum Item {
     Record(Record),
-    Bad(BadRecord),
+    /// Boxed: bad records are rare, and an `Item` is then no bigger than a
+    /// record (a chunk of items is written on one thread and read on
+    /// another).
+    Bad(Box<BadRecord>),
 }
 
 /// Turns the lines of one file into records; shared by replay and watch.
@@ -255,11 +258,11 @@ impl Decoder {
                     len,
                     max: schema.max_line_bytes,
                 };
-                return Some(Item::Bad(BadRecord {
+                return Some(Item::Bad(Box::new(BadRecord {
                     pos,
                     error,
                     raw: head,
-                }));
+                })));
             }
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -282,11 +285,11 @@ impl Decoder {
                 }))
             }
             Ok(false) => None,
-            Err(error) => Some(Item::Bad(BadRecord {
+            Err(error) => Some(Item::Bad(Box::new(BadRecord {
                 pos,
                 error,
                 raw: bytes.to_vec(),
-            })),
+            }))),
         }
     }
 
@@ -297,9 +300,9 @@ impl Decoder {
         match self.format {
             Format::Jsonl => jsonl::parse(bytes, schema, &mut self.fields)?,
             Format::Csv => {
-                utf8(bytes)?;
                 match &mut self.csv {
                     None => {
+                        utf8(bytes)?;
                         let layout =
                             csv::Layout::from_header(bytes, schema).map_err(|e| {
                                 match self.refused_header {
