@@ -184,12 +184,78 @@ impl<'de> Deserialize<'de> for Name {
 /// models).
 #[derive(Debug, Default)]
 pub struct Interner {
-    recent: Vec<Name>,
+    recent: Recent,
     names: foldhash::HashMap<Box<[u8]>, Name>,
 }
 
 /// How many names the linear scan looks at.
 const RECENT: usize = 8;
+
+/// The names of the linear scan, newest first, with the first eight bytes
+/// and the length of each beside it. The scan compares all of them at once,
+/// without a branch per name (which of a few interleaved models a line
+/// names is a coin toss to the branch predictor) and without following a
+/// pointer: a name of up to eight bytes is settled by its head and length.
+#[derive(Debug)]
+struct Recent {
+    heads: [u64; RECENT],
+    /// `usize::MAX` for an empty place, which no name matches.
+    lens: [usize; RECENT],
+    names: [Option<Name>; RECENT],
+}
+
+/// The first eight bytes of `s`, zero-padded.
+#[inline]
+fn head_of(s: &[u8]) -> u64 {
+    // Built in a register: bytes copied to the stack and loaded back as a
+    // word stall store forwarding.
+    match s.first_chunk::<8>() {
+        Some(word) => u64::from_le_bytes(*word),
+        None => s
+            .iter()
+            .enumerate()
+            .fold(0, |h, (i, &b)| h | u64::from(b) << (8 * i)),
+    }
+}
+
+impl Recent {
+    #[inline]
+    fn find(&self, s: &[u8]) -> Option<Name> {
+        let (head, len) = (head_of(s), s.len());
+        let mut hits = 0u32;
+        for i in 0..RECENT {
+            hits |= u32::from((self.lens[i] == len) & (self.heads[i] == head)) << i;
+        }
+        while hits != 0 {
+            let name = self.names[hits.trailing_zeros() as usize]?;
+            if len <= 8 || short_eq(name.as_bytes(), s) {
+                return Some(name);
+            }
+            hits &= hits - 1;
+        }
+        None
+    }
+
+    /// Puts `name` first; the oldest falls out.
+    fn push(&mut self, name: Name) {
+        self.heads.copy_within(..RECENT - 1, 1);
+        self.lens.copy_within(..RECENT - 1, 1);
+        self.names.copy_within(..RECENT - 1, 1);
+        self.heads[0] = head_of(name.as_bytes());
+        self.lens[0] = name.len();
+        self.names[0] = Some(name);
+    }
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            heads: [0; RECENT],
+            lens: [usize::MAX; RECENT],
+            names: [None; RECENT],
+        }
+    }
+}
 
 impl Interner {
     /// The name spelt by `s`, which the caller has found to be UTF-8 (other
@@ -204,7 +270,7 @@ impl Interner {
         };
         let name = Name::new(text);
         self.names.insert(Box::from(s), name);
-        self.remember(name);
+        self.recent.push(name);
         name
     }
 
@@ -212,21 +278,12 @@ impl Interner {
     /// adding it: `s` is then known to be UTF-8.
     #[inline]
     pub fn known(&mut self, s: &[u8]) -> Option<Name> {
-        if let Some(found) = self.recent.iter().find(|n| short_eq(n.as_bytes(), s)) {
-            return Some(*found);
+        if let Some(found) = self.recent.find(s) {
+            return Some(found);
         }
         let name = *self.names.get(s)?;
-        self.remember(name);
+        self.recent.push(name);
         Some(name)
-    }
-
-    /// Puts `name` first in the scan; the oldest of the scan falls back to
-    /// the map.
-    fn remember(&mut self, name: Name) {
-        if self.recent.len() == RECENT {
-            self.recent.pop();
-        }
-        self.recent.insert(0, name);
     }
 }
 
