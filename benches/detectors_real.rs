@@ -1,5 +1,6 @@
 //! Throughput of the real-valued detectors (`adwin`, `page-hinkley`,
-//! `kswin`), fed through `Box<dyn Detector>` as the pipeline feeds them.
+//! `kswin`), fed through `DetectorState` (the `match` over every detector)
+//! as the pipeline feeds them.
 //!
 //! The stream is stationary Gaussian noise (mean 0.5, sd 0.1, 6 decimals),
 //! the kind `bench/river_detectors.py` feeds river, so `bench/detectors.sh`

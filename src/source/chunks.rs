@@ -642,7 +642,9 @@ impl Open {
         }
         let need = want - self.buf.len();
         self.buf.reserve(need);
-        let got = (&mut self.inner).take(need as u64).read_to_end(&mut self.buf)?;
+        let got = (&mut self.inner)
+            .take(need as u64)
+            .read_to_end(&mut self.buf)?;
         if got < need {
             self.eof = true;
         }

@@ -265,7 +265,8 @@ fn split_plain(line: &[u8], delimiter: u8, spans: &mut Vec<(usize, usize)>) -> O
     for (w, word) in words.enumerate() {
         let x = u64::from_le_bytes(word.try_into().ok()?);
         high |= x;
-        if zero_bytes(x ^ (ONES * u64::from(b'"'))) | zero_bytes(x ^ (ONES * u64::from(b'\r'))) != 0 {
+        if zero_bytes(x ^ (ONES * u64::from(b'"'))) | zero_bytes(x ^ (ONES * u64::from(b'\r'))) != 0
+        {
             return None;
         }
         let mut hits = zero_bytes(x ^ (ONES * u64::from(delimiter)));

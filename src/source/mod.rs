@@ -299,26 +299,23 @@ impl Decoder {
         self.fields.reset(schema.metrics.len());
         match self.format {
             Format::Jsonl => jsonl::parse(bytes, schema, &mut self.fields)?,
-            Format::Csv => {
-                match &mut self.csv {
-                    None => {
-                        utf8(bytes)?;
-                        let layout =
-                            csv::Layout::from_header(bytes, schema).map_err(|e| {
-                                match self.refused_header {
-                                    Some(first) => FieldError::NoHeader(first),
-                                    None => {
-                                        self.refused_header = Some(number);
-                                        e
-                                    }
-                                }
-                            })?;
-                        self.csv = Some(layout);
-                        return Ok(false);
-                    }
-                    Some(layout) => layout.parse(bytes, schema, &mut self.fields)?,
+            Format::Csv => match &mut self.csv {
+                None => {
+                    utf8(bytes)?;
+                    let layout = csv::Layout::from_header(bytes, schema).map_err(|e| match self
+                        .refused_header
+                    {
+                        Some(first) => FieldError::NoHeader(first),
+                        None => {
+                            self.refused_header = Some(number);
+                            e
+                        }
+                    })?;
+                    self.csv = Some(layout);
+                    return Ok(false);
                 }
-            }
+                Some(layout) => layout.parse(bytes, schema, &mut self.fields)?,
+            },
         }
         if self.fields.time.is_none() {
             return Err(FieldError::MissingTimestamp(schema.timestamp.clone()));
