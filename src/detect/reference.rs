@@ -47,7 +47,6 @@ impl Learning {
         })
     }
 
-    /// The value the statistic sees for `x`, or `None` for one to skip.
     /// [`Learning::transform`] of `x`, given `ln_x` (`ln x` if `x` is
     /// positive and finite, as the pipeline computes it) so that log mode
     /// need not compute it again.
@@ -55,6 +54,7 @@ impl Learning {
         if self.log { ln_x } else { self.transform(x) }
     }
 
+    /// The value the statistic sees for `x`, or `None` for one to skip.
     pub fn transform(&self, x: f64) -> Option<f64> {
         if !x.is_finite() {
             None

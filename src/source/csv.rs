@@ -141,19 +141,11 @@ impl Layout {
         // A line without quotes (or a lone `\r`, which csv-core takes for
         // a record's end) splits on the delimiter alone, in place, in the
         // same pass that finds whether it is ASCII (then valid UTF-8).
-        let plain = match split_plain(line, self.delimiter, &mut self.spans) {
-            Some(ascii) => {
-                if !ascii {
-                    super::utf8(line)?;
-                }
-                true
-            }
-            None => {
-                super::utf8(line)?;
-                false
-            }
-        };
-        self.parse_split(line, schema, fields, plain)
+        let split = split_plain(line, self.delimiter, &mut self.spans);
+        if split != Some(true) {
+            super::utf8(line)?;
+        }
+        self.parse_split(line, schema, fields, split.is_some())
     }
 
     /// [`Layout::parse`] on a line known to be UTF-8, split already into
@@ -238,9 +230,9 @@ impl Layout {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
+use super::jsonl::fast::{HIGHS, ONES};
+
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each byte of `x` that is zero, exactly (no borrows run
 /// between bytes).

@@ -366,7 +366,7 @@ pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<Opened> {
             .or_else(|| Format::from_path(path))
             .unwrap_or_else(|| Format::sniff(head));
         return Ok(Opened {
-            reader: Box::new(gz),
+            reader: head_then_rest(gz),
             format,
             gzip: true,
         });
@@ -374,14 +374,19 @@ pub fn open(path: &str, forced: Option<Format>) -> anyhow::Result<Opened> {
     let format = forced
         .or_else(|| Format::from_path(path))
         .unwrap_or_else(|| Format::sniff(head));
-    // The head read to sniff, then the input itself: large reads go
-    // straight into the caller's buffer, not through a second copy.
-    let head = io::Cursor::new(head.to_vec());
     Ok(Opened {
-        reader: Box::new(head.chain(buffered.into_inner())),
+        reader: head_then_rest(buffered),
         format,
         gzip: false,
     })
+}
+
+/// The bytes `buffered` read to sniff the format, then the rest of its
+/// input unbuffered: large reads go straight into the caller's buffer, not
+/// through a second copy.
+fn head_then_rest<R: Read + Send + 'static>(buffered: BufReader<R>) -> Box<dyn Read + Send> {
+    let head = io::Cursor::new(buffered.buffer().to_vec());
+    Box::new(head.chain(buffered.into_inner()))
 }
 
 /// Per-file counters for the summary.

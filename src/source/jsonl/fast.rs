@@ -106,10 +106,7 @@ fn value(b: &[u8], i: usize, key: Key, s: &Schema, f: &mut Fields) -> Option<usi
                     f.time = Some(t.ok()?);
                 }
                 Key::Metric(slot) => {
-                    let x = match parts.value(b, i..end)? {
-                        Number::Int(n) => n as f64,
-                        Number::Float(x) => x,
-                    };
+                    let x = parts.value(b, i..end)?.to_f64();
                     f.set_metric(s, slot, x).ok()?;
                 }
                 Key::Model | Key::Version => return None,
@@ -150,8 +147,10 @@ fn skip_ws_loop(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
+/// Every byte of a word 1, and every byte's high bit: the masks of the
+/// eight-bytes-at-a-time scans here and in CSV's split.
+pub(in crate::source) const ONES: u64 = 0x0101_0101_0101_0101;
+pub(in crate::source) const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The index of the `"` closing the string whose contents start at `i`;
 /// `None` at a backslash, a control character, the end of the line, or
@@ -203,10 +202,7 @@ pub(in crate::source) fn number(b: &[u8]) -> Option<f64> {
     if end != b.len() {
         return None;
     }
-    Some(match parts.value(b, 0..end)? {
-        Number::Int(n) => n as f64,
-        Number::Float(x) => x,
-    })
+    Some(parts.value(b, 0..end)?.to_f64())
 }
 
 /// A number as serde_json hands it to the visitor: an integer literal that
@@ -214,6 +210,17 @@ pub(in crate::source) fn number(b: &[u8]) -> Option<f64> {
 enum Number {
     Int(i64),
     Float(f64),
+}
+
+impl Number {
+    /// The number as a metric's value.
+    #[inline(always)]
+    fn to_f64(&self) -> f64 {
+        match *self {
+            Number::Int(n) => n as f64,
+            Number::Float(x) => x,
+        }
+    }
 }
 
 /// What [`scan_number`] learnt on its way over a number.
