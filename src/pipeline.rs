@@ -110,6 +110,39 @@ impl Files {
     }
 }
 
+/// One value of a stream and where it was read, in 24 bytes rather than
+/// the 32 of a `(Seen, f64)`: the file index and the line share a word, 24
+/// and 40 bits. With a thousand models the rings are most of the memory,
+/// and every value written is memory traffic.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    file_line: u64,
+    time_ns: i64,
+    x: f64,
+}
+
+const LINE_BITS: u32 = 40;
+
+impl Entry {
+    /// `None` past 2^24 files in one run or 2^40 lines in one file.
+    #[inline]
+    fn new(seen: Seen, x: f64) -> Option<Entry> {
+        (seen.file < 1 << (64 - LINE_BITS) && seen.line < 1 << LINE_BITS).then_some(Entry {
+            file_line: u64::from(seen.file) << LINE_BITS | seen.line,
+            time_ns: seen.time_ns,
+            x,
+        })
+    }
+
+    fn seen(&self) -> Seen {
+        Seen {
+            file: (self.file_line >> LINE_BITS) as u32,
+            line: self.file_line & ((1 << LINE_BITS) - 1),
+            time_ns: self.time_ns,
+        }
+    }
+}
+
 /// The position of one metric of one model.
 #[derive(Default)]
 struct MetricStream {
@@ -118,10 +151,10 @@ struct MetricStream {
     /// Recent values and where they were read: value `i` at
     /// `ring[i % HISTORY]`, a ring of `min(count, HISTORY)` entries that is
     /// overwritten in place once full. One entry holds both, so a value
-    /// costs one cache line's worth of writing, not two.
-    ring: Vec<(Seen, f64)>,
+    /// is written to one place, not two.
+    ring: Vec<Entry>,
     /// How many of the latest values `ring` knows: all of them, unless a
-    /// restored history was shorter.
+    /// restored history was shorter (or a position did not fit an entry).
     known: usize,
 }
 
@@ -131,43 +164,53 @@ impl MetricStream {
     /// oldest first.
     fn restored(count: u64, history: &[(Seen, f64)]) -> MetricStream {
         let size = usize::try_from(count).map_or(HISTORY, |c| c.min(HISTORY));
-        let known = history.len().min(size);
-        let mut ring = vec![(Seen::default(), 0.0); size];
-        let first = count - known as u64;
-        for (i, entry) in (first..).zip(&history[history.len() - known..]) {
-            ring[(i % HISTORY as u64) as usize] = *entry;
+        let saved = history.len().min(size);
+        let mut known = saved;
+        let mut ring = vec![Entry::default(); size];
+        let first = count - saved as u64;
+        for (n, (i, &(seen, x))) in (first..).zip(&history[history.len() - saved..]).enumerate() {
+            match Entry::new(seen, x) {
+                Some(entry) => ring[(i % HISTORY as u64) as usize] = entry,
+                // Only what follows a position that does not fit is known.
+                None => known = saved - (n + 1),
+            }
         }
         MetricStream { count, ring, known }
     }
 
     #[inline]
     fn push(&mut self, seen: Seen, x: f64) {
+        let entry = Entry::new(seen, x);
+        let entry_or_blank = entry.unwrap_or_default();
         if self.ring.len() < HISTORY {
-            self.ring.push((seen, x));
+            self.ring.push(entry_or_blank);
         } else {
             let i = (self.count % HISTORY as u64) as usize;
-            self.ring[i] = (seen, x);
+            self.ring[i] = entry_or_blank;
         }
         self.count += 1;
-        self.known = (self.known + 1).min(HISTORY);
+        self.known = match entry {
+            Some(_) => (self.known + 1).min(HISTORY),
+            None => 0,
+        };
     }
 
     /// Where value `index` was read, if it is recent enough to be known.
-    fn seen(&self, index: u64) -> Option<&Seen> {
+    fn seen(&self, index: u64) -> Option<Seen> {
         let back = self.count.checked_sub(index + 1)?;
         if back >= self.known as u64 {
             return None;
         }
         self.ring
             .get((index % HISTORY as u64) as usize)
-            .map(|(s, _)| s)
+            .map(Entry::seen)
     }
 
     /// The known positions and values, oldest first.
-    fn history(&self) -> impl Iterator<Item = (&Seen, f64)> {
+    fn history(&self) -> impl Iterator<Item = (Seen, f64)> {
         (self.count - self.known as u64..self.count).filter_map(|i| {
             let at = (i % HISTORY as u64) as usize;
-            self.ring.get(at).map(|(s, x)| (s, *x))
+            self.ring.get(at).map(|e| (e.seen(), e.x))
         })
     }
 
@@ -176,7 +219,7 @@ impl MetricStream {
     fn recent(&self, since: u64, log: bool) -> impl Iterator<Item = (u64, f64)> + '_ {
         let oldest = since.max(self.count - self.known as u64);
         (oldest..self.count).rev().filter_map(move |i| {
-            let x = self.ring.get((i % HISTORY as u64) as usize)?.1;
+            let x = self.ring.get((i % HISTORY as u64) as usize)?.x;
             episode::transform(log, x).map(|y| (i, y))
         })
     }
@@ -204,13 +247,19 @@ impl MetricStream {
     }
 }
 
+/// One monitor's state on one stream. Every value reads the segment's sums
+/// and whether a window and an episode are open, so those lead, in the
+/// first cache line; a window (about 500 bytes) is boxed, as most monitors
+/// have none open. With a thousand models the monitors' states outgrow the
+/// CPU's caches and each line touched per value is a miss.
+#[repr(C)]
 struct MonitorState {
-    detector: DetectorState,
-    open: Option<Window>,
     /// The stream's values since its last boundary, as this monitor sees them.
     segment: Segment,
+    open: Option<Box<Window>>,
     /// The measurement of the open window, when it is an episode.
     episode: Option<Episode>,
+    detector: DetectorState,
 }
 
 /// The streams of one version of a model (of every version, when
@@ -672,7 +721,7 @@ impl Pipeline {
             open.close(EndReason::Quiet);
             let window = state.open.take().map(|w| Event {
                 kind: EventKind::Closed,
-                window: w,
+                window: *w,
             });
             events.extend(window);
         }
@@ -704,7 +753,7 @@ impl Pipeline {
                     }
                     events.push(Event {
                         kind: EventKind::Escalated,
-                        window: open.clone(),
+                        window: Window::clone(open),
                     });
                 }
             }
@@ -749,7 +798,7 @@ impl Pipeline {
                     kind: EventKind::Opened,
                     window: window.clone(),
                 });
-                state.open = Some(window);
+                state.open = Some(Box::new(window));
             }
         }
     }
@@ -802,7 +851,7 @@ fn recover(
     files: &Files,
 ) -> Option<Event> {
     let e = state.episode.take()?;
-    let mut w = state.open.take()?;
+    let mut w = *state.open.take()?;
     let after = e.after(&state.segment.sums);
     // The later part is the one back toward the level before.
     let sign = (e.before.mean() - after.mean()).signum();
@@ -836,7 +885,7 @@ fn close_open(
     files: &Files,
     reason: EndReason,
 ) -> Option<Window> {
-    let mut w = state.open.take()?;
+    let mut w = *state.open.take()?;
     if let Some(e) = state.episode.take() {
         w.end = stream.last(files);
         let after = e.after(&state.segment.sums);
@@ -983,7 +1032,7 @@ impl Pipeline {
                     .iter()
                     .map(|st| SavedMonitor {
                         detector: st.detector.save(),
-                        open: st.open.as_ref().map(|w| (w.id, w.clone())),
+                        open: st.open.as_ref().map(|w| (w.id, Window::clone(w))),
                         segment: st.segment,
                         episode: st.episode,
                     })
@@ -1166,7 +1215,7 @@ impl Pipeline {
                     }
                     monitors.push(MonitorState {
                         detector,
-                        open,
+                        open: open.map(Box::new),
                         segment: sm.segment,
                         episode: sm.episode,
                     });
@@ -1580,7 +1629,7 @@ mod history_tests {
             for i in 0..n {
                 a.push(seen(i), i as f64);
             }
-            let history: Vec<(Seen, f64)> = a.history().map(|(s, x)| (*s, x)).collect();
+            let history: Vec<(Seen, f64)> = a.history().collect();
             let mut b = MetricStream::restored(a.count, &history);
             for i in n..n + HISTORY as u64 + 3 {
                 a.push(seen(i), i as f64);
@@ -1590,6 +1639,45 @@ mod history_tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_position_too_big_for_an_entry_forgets_what_came_before_it() {
+        let mut s = MetricStream::default();
+        for i in 0..10 {
+            s.push(seen(i), i as f64);
+        }
+        let far = Seen {
+            file: 1 << 24,
+            line: 11,
+            time_ns: 70,
+        };
+        s.push(far, 10.0);
+        assert_eq!((line(&s, 9), line(&s, 10)), (None, None));
+        assert_eq!(s.recent(0, false).count(), 0);
+        s.push(seen(11), 11.0);
+        assert_eq!(line(&s, 11), Some(12));
+        assert_eq!(s.history().map(|(_, x)| x).collect::<Vec<_>>(), [11.0]);
+        // The largest that fit are kept exactly.
+        let edge = Seen {
+            file: (1 << 24) - 1,
+            line: (1 << 40) - 1,
+            time_ns: -5,
+        };
+        s.push(edge, 12.0);
+        let got = s.seen(12).unwrap();
+        assert_eq!(
+            (got.file, got.line, got.time_ns),
+            (edge.file, edge.line, -5)
+        );
+        // A restored history knows only what follows its last misfit.
+        let mut history: Vec<(Seen, f64)> = (0..5).map(|i| (seen(i), i as f64)).collect();
+        history[1].0.line = 1 << 40;
+        let r = MetricStream::restored(5, &history);
+        assert_eq!(
+            (line(&r, 1), line(&r, 2), line(&r, 4)),
+            (None, Some(3), Some(5))
+        );
     }
 
     #[test]
