@@ -782,7 +782,10 @@ fn one_cpu_parses_in_place_and_reports_the_same() {
         (out.code, report, out.stderr)
     };
     let (code, report, stderr) = run(true);
-    assert!(stderr.contains("one CPU: parsing in place"), "{stderr}");
+    assert!(
+        stderr.contains("one CPU: parsing chunks on the pipeline's thread"),
+        "{stderr}"
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(report["summary"]["rejected"].as_u64() > Some(0));
     let (threaded_code, threaded, stderr) = run(false);
