@@ -90,6 +90,9 @@ pub struct Report {
     pub reset_on_version_change: bool,
     /// Records of a model after which a version that had none is retired.
     pub version_idle: u64,
+    /// Values each stream remembers, with where they were read, to locate
+    /// and measure a window.
+    pub history: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -378,6 +381,10 @@ fn parse_monitors(top: &mut Params) -> Result<Vec<Monitor>, ParamError> {
     Ok(monitors)
 }
 
+/// The bounds of `[report] history`.
+const MIN_HISTORY: i64 = 16;
+const MAX_HISTORY: i64 = 65_536;
+
 fn parse_report(top: &mut Params) -> Result<Report, ParamError> {
     let mut p = sub_table(top, "report", "report")?;
     let merge_gap = p.int("merge_gap", 100, |g| g >= 0, "must be >= 0")? as u64;
@@ -385,12 +392,19 @@ fn parse_report(top: &mut Params) -> Result<Report, ParamError> {
     let fail_on = FailOn::parse(&fail_on).unwrap_or(FailOn::None);
     let reset_on_version_change = p.bool("reset_on_version_change", true)?;
     let version_idle = p.int("version_idle", 10_000, |n| n >= 1, "must be >= 1")? as u64;
+    let history = p.int(
+        "history",
+        4096,
+        |n| (MIN_HISTORY..=MAX_HISTORY).contains(&n),
+        "must be from 16 to 65536",
+    )? as usize;
     p.finish(&[])?;
     Ok(Report {
         merge_gap,
         fail_on,
         reset_on_version_change,
         version_idle,
+        history,
     })
 }
 

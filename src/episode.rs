@@ -4,7 +4,7 @@
 //!
 //! Each monitor keeps running sums of its stream's values since the stream's
 //! last boundary (its start, or the end of its previous episode), and each
-//! stream keeps its latest values (`pipeline::HISTORY`). On a detection the
+//! stream keeps its latest values (`[report] history`). On a detection the
 //! change point is the maximum-likelihood single change in mean among those
 //! values: the split that maximises `nb·na/(nb+na)·(mean_a − mean_b)²`, the
 //! statistic CUSUM and binary segmentation locate a change with. The levels

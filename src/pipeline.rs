@@ -26,10 +26,6 @@ use crate::window::{
     DetectorInfo, EndReason, Event, EventKind, Levels, Point, Severity, Subject, Window,
 };
 
-/// How many recent positions each stream remembers for resolving a change
-/// start; a start further back keeps its exact index but no file or line.
-pub const HISTORY: usize = 4096;
-
 /// One monitor as the pipeline uses it.
 struct MonitorSpec {
     slot: usize,
@@ -144,53 +140,79 @@ impl Entry {
 }
 
 /// The position of one metric of one model.
-#[derive(Default)]
 struct MetricStream {
     /// Values seen so far; the index of the next one.
     count: u64,
     /// Recent values and where they were read: value `i` at
-    /// `ring[i % HISTORY]`, a ring of `min(count, HISTORY)` entries that is
+    /// `ring[i % size]`, a ring of `min(count, size)` entries that is
     /// overwritten in place once full. One entry holds both, so a value
     /// is written to one place, not two.
     ring: Vec<Entry>,
+    /// The ring's size once full: `[report] history`.
+    size: u32,
+    /// `count % size`, kept without a division per value.
+    next: u32,
     /// How many of the latest values `ring` knows: all of them, unless a
     /// restored history was shorter (or a position did not fit an entry).
     known: usize,
 }
 
 impl MetricStream {
-    /// A stream at `count` whose latest positions were `history`. Entries
-    /// beyond `min(count, HISTORY)` (which no build writes) are dropped,
-    /// oldest first.
-    fn restored(count: u64, history: &[(Seen, f64)]) -> MetricStream {
-        let size = usize::try_from(count).map_or(HISTORY, |c| c.min(HISTORY));
-        let saved = history.len().min(size);
+    /// A stream of no values that will remember `size` of them.
+    fn new(size: usize) -> MetricStream {
+        MetricStream::restored(0, &[], size)
+    }
+
+    /// A stream at `count` whose latest positions were `history`,
+    /// remembering `size` values. Entries beyond `min(count, size)` are
+    /// dropped, oldest first.
+    fn restored(count: u64, history: &[(Seen, f64)], size: usize) -> MetricStream {
+        let size = size.clamp(1, u32::MAX as usize) as u32;
+        let filled = count.min(u64::from(size)) as usize;
+        let saved = history.len().min(filled);
         let mut known = saved;
-        let mut ring = vec![Entry::default(); size];
+        let mut ring = vec![Entry::default(); filled];
         let first = count - saved as u64;
         for (n, (i, &(seen, x))) in (first..).zip(&history[history.len() - saved..]).enumerate() {
             match Entry::new(seen, x) {
-                Some(entry) => ring[(i % HISTORY as u64) as usize] = entry,
+                Some(entry) => ring[(i % u64::from(size)) as usize] = entry,
                 // Only what follows a position that does not fit is known.
                 None => known = saved - (n + 1),
             }
         }
-        MetricStream { count, ring, known }
+        let next = (count % u64::from(size)) as u32;
+        MetricStream {
+            count,
+            ring,
+            size,
+            next,
+            known,
+        }
+    }
+
+    /// Where value `i` is (or would be) in the ring.
+    fn slot(&self, i: u64) -> usize {
+        (i % u64::from(self.size)) as usize
     }
 
     #[inline]
     fn push(&mut self, seen: Seen, x: f64) {
         let entry = Entry::new(seen, x);
         let entry_or_blank = entry.unwrap_or_default();
-        if self.ring.len() < HISTORY {
-            self.ring.push(entry_or_blank);
+        let next = self.next as usize;
+        if next < self.ring.len() {
+            self.ring[next] = entry_or_blank;
         } else {
-            let i = (self.count % HISTORY as u64) as usize;
-            self.ring[i] = entry_or_blank;
+            self.ring.push(entry_or_blank);
         }
+        self.next = if self.next + 1 == self.size {
+            0
+        } else {
+            self.next + 1
+        };
         self.count += 1;
         self.known = match entry {
-            Some(_) => (self.known + 1).min(HISTORY),
+            Some(_) => (self.known + 1).min(self.size as usize),
             None => 0,
         };
     }
@@ -201,17 +223,13 @@ impl MetricStream {
         if back >= self.known as u64 {
             return None;
         }
-        self.ring
-            .get((index % HISTORY as u64) as usize)
-            .map(Entry::seen)
+        self.ring.get(self.slot(index)).map(Entry::seen)
     }
 
     /// The known positions and values, oldest first.
     fn history(&self) -> impl Iterator<Item = (Seen, f64)> {
-        (self.count - self.known as u64..self.count).filter_map(|i| {
-            let at = (i % HISTORY as u64) as usize;
-            self.ring.get(at).map(|e| (e.seen(), e.x))
-        })
+        (self.count - self.known as u64..self.count)
+            .filter_map(|i| self.ring.get(self.slot(i)).map(|e| (e.seen(), e.x)))
     }
 
     /// The known values from index `since` on, newest first, as a monitor
@@ -219,7 +237,7 @@ impl MetricStream {
     fn recent(&self, since: u64, log: bool) -> impl Iterator<Item = (u64, f64)> + '_ {
         let oldest = since.max(self.count - self.known as u64);
         (oldest..self.count).rev().filter_map(move |i| {
-            let x = self.ring.get((i % HISTORY as u64) as usize)?.x;
+            let x = self.ring.get(self.slot(i))?.x;
             episode::transform(log, x).map(|y| (i, y))
         })
     }
@@ -361,6 +379,8 @@ pub struct Pipeline {
     merge_gap: u64,
     reset_on_version_change: bool,
     version_idle: u64,
+    /// Values each stream remembers (`[report] history`).
+    history: usize,
     models: Vec<ModelState>,
     by_id: foldhash::HashMap<Name, usize>,
     files: Files,
@@ -418,6 +438,7 @@ impl Pipeline {
             merge_gap: config.report.merge_gap,
             reset_on_version_change: config.report.reset_on_version_change,
             version_idle: config.report.version_idle,
+            history: config.report.history,
             models: Vec::new(),
             by_id: foldhash::HashMap::default(),
             files: Files::default(),
@@ -535,7 +556,7 @@ impl Pipeline {
             name: version,
             last_record: 0,
             metrics: (0..self.metric_count)
-                .map(|_| MetricStream::default())
+                .map(|_| MetricStream::new(self.history))
                 .collect(),
             monitors: self.fresh_monitors(),
         }
@@ -1165,7 +1186,7 @@ impl Pipeline {
                     for (f, line, time_ns, x) in history {
                         seen.push((seen_at((f, line, time_ns), &mut p)?, x));
                     }
-                    metrics.push(MetricStream::restored(count, &seen));
+                    metrics.push(MetricStream::restored(count, &seen, p.history));
                 }
                 let mut monitors = Vec::with_capacity(v.monitors.len());
                 for (k, (spec, sm)) in p.monitors.iter().zip(v.monitors).enumerate() {
@@ -1586,56 +1607,80 @@ mod history_tests {
         s.seen(i).map(|s| s.line)
     }
 
+    /// The default `[report] history`.
+    const HISTORY: usize = 4096;
+
     #[test]
     fn the_ring_keeps_exactly_the_latest_positions() {
-        let mut s = MetricStream::default();
-        for n in [
-            0,
-            1,
-            HISTORY as u64 - 1,
-            HISTORY as u64,
-            3 * HISTORY as u64 + 17,
-        ] {
-            while s.count < n {
-                s.push(seen(s.count), s.count as f64);
+        for size in [16, 100, HISTORY] {
+            let mut s = MetricStream::new(size);
+            let h = size as u64;
+            for n in [0, 1, h - 1, h, h + 1, 3 * h + 17] {
+                while s.count < n {
+                    s.push(seen(s.count), s.count as f64);
+                }
+                let oldest = n.saturating_sub(h);
+                for i in [
+                    0,
+                    oldest.saturating_sub(1),
+                    oldest,
+                    n.saturating_sub(1),
+                    n,
+                    n + 1,
+                ] {
+                    let want = (i >= oldest && i < n).then_some(i + 1);
+                    assert_eq!(line(&s, i), want, "value {i} of {n}, size {size}");
+                }
+                let lines: Vec<u64> = s.history().map(|(h, _)| h.line).collect();
+                assert_eq!(lines, (oldest + 1..=n).collect::<Vec<_>>(), "{n}");
+                let values: Vec<f64> = s.recent(0, false).map(|(_, x)| x).collect();
+                let want: Vec<f64> = (oldest..n).rev().map(|i| i as f64).collect();
+                assert_eq!(values, want, "{n}, size {size}");
             }
-            let oldest = n.saturating_sub(HISTORY as u64);
-            for i in [
-                0,
-                oldest.saturating_sub(1),
-                oldest,
-                n.saturating_sub(1),
-                n,
-                n + 1,
-            ] {
-                let want = (i >= oldest && i < n).then_some(i + 1);
-                assert_eq!(line(&s, i), want, "value {i} of {n}");
-            }
-            let lines: Vec<u64> = s.history().map(|(h, _)| h.line).collect();
-            assert_eq!(lines, (oldest + 1..=n).collect::<Vec<_>>(), "{n}");
         }
     }
 
     #[test]
     fn a_restored_stream_goes_on_as_the_saved_one() {
-        for n in [
-            0,
-            5,
-            HISTORY as u64,
-            HISTORY as u64 + 5,
-            2 * HISTORY as u64 + 1,
-        ] {
-            let mut a = MetricStream::default();
-            for i in 0..n {
-                a.push(seen(i), i as f64);
-            }
-            let history: Vec<(Seen, f64)> = a.history().collect();
-            let mut b = MetricStream::restored(a.count, &history);
-            for i in n..n + HISTORY as u64 + 3 {
-                a.push(seen(i), i as f64);
-                b.push(seen(i), i as f64);
-                for j in [i.saturating_sub(HISTORY as u64), i / 2, i] {
-                    assert_eq!(line(&a, j), line(&b, j), "{n}: value {j} at {i}");
+        // Restored at the same size, or at another `[report] history`: the
+        // latest values that fit are known, and it goes on from there.
+        for (size, again) in [(HISTORY, HISTORY), (100, 100), (100, 37), (37, 100)] {
+            let (h, k) = (size as u64, again as u64);
+            for n in [0, 5, h, h + 5, 2 * h + 1] {
+                let mut a = MetricStream::new(size);
+                for i in 0..n {
+                    a.push(seen(i), i as f64);
+                }
+                let history: Vec<(Seen, f64)> = a.history().collect();
+                let mut b = MetricStream::restored(a.count, &history, again);
+                let mut c = MetricStream::new(again);
+                for i in 0..n {
+                    c.push(seen(i), i as f64);
+                }
+                for i in n..n + h.max(k) + 3 {
+                    a.push(seen(i), i as f64);
+                    b.push(seen(i), i as f64);
+                    c.push(seen(i), i as f64);
+                    for j in [
+                        i.saturating_sub(h.max(k)),
+                        i.saturating_sub(h.min(k)),
+                        i / 2,
+                        i,
+                    ] {
+                        if size == again {
+                            assert_eq!(line(&a, j), line(&b, j), "{n}: value {j} at {i}");
+                        }
+                        // Knows no more than a stream of its own size, and
+                        // all of that once the saved part is past.
+                        let (got, full) = (line(&b, j), line(&c, j));
+                        assert!(
+                            got.is_none() || got == full,
+                            "{size}->{again} {n}: {j} at {i}"
+                        );
+                        if i >= n + k {
+                            assert_eq!(got, full, "{size}->{again} {n}: {j} at {i}");
+                        }
+                    }
                 }
             }
         }
@@ -1643,7 +1688,7 @@ mod history_tests {
 
     #[test]
     fn a_position_too_big_for_an_entry_forgets_what_came_before_it() {
-        let mut s = MetricStream::default();
+        let mut s = MetricStream::new(HISTORY);
         for i in 0..10 {
             s.push(seen(i), i as f64);
         }
@@ -1673,7 +1718,7 @@ mod history_tests {
         // A restored history knows only what follows its last misfit.
         let mut history: Vec<(Seen, f64)> = (0..5).map(|i| (seen(i), i as f64)).collect();
         history[1].0.line = 1 << 40;
-        let r = MetricStream::restored(5, &history);
+        let r = MetricStream::restored(5, &history, HISTORY);
         assert_eq!(
             (line(&r, 1), line(&r, 2), line(&r, 4)),
             (None, Some(3), Some(5))
@@ -1683,7 +1728,7 @@ mod history_tests {
     #[test]
     fn a_shorter_saved_history_knows_only_what_it_holds() {
         let history: Vec<(Seen, f64)> = (95..100).map(|i| (seen(i), i as f64)).collect();
-        let mut s = MetricStream::restored(100, &history);
+        let mut s = MetricStream::restored(100, &history, HISTORY);
         assert_eq!(line(&s, 94), None);
         assert_eq!(line(&s, 95), Some(96));
         assert_eq!(line(&s, 99), Some(100));
@@ -1691,7 +1736,7 @@ mod history_tests {
         assert_eq!(line(&s, 100), Some(101));
         assert_eq!(line(&s, 94), None);
         // A history longer than the count keeps only the latest `count`.
-        let s = MetricStream::restored(2, &history);
+        let s = MetricStream::restored(2, &history, HISTORY);
         assert_eq!(
             s.history().map(|(h, _)| h.line).collect::<Vec<_>>(),
             [99, 100]

@@ -19,7 +19,7 @@ use crate::detect::{Change, Direction};
 /// A position in a stream, resolved to where it is in the input.
 ///
 /// `file`, `line` and `timestamp` are `None` only for a change start further
-/// back than the stream's position history (see `pipeline::HISTORY`).
+/// back than the stream's position history (`[report] history`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub index: u64,

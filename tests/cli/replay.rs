@@ -662,6 +662,19 @@ fn config_errors_are_exit_2_and_name_the_key() {
 
     let out = Mmon::new(&["replay", "metrics.jsonl"])
         .fixture("metrics.jsonl")
+        .file(
+            "mmon.toml",
+            "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\n[report]\nhistory = 8\n",
+        )
+        .run();
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        "mmon: mmon.toml: report.history: must be from 16 to 65536, got 8\n"
+    );
+
+    let out = Mmon::new(&["replay", "metrics.jsonl"])
+        .fixture("metrics.jsonl")
         .env("MMON_CONFIG", "missing.toml")
         .run();
     assert_eq!(out.code, 2);

@@ -181,6 +181,55 @@ fn sudden_drifts_are_located_measured_and_still_open_at_the_end() {
     }
 }
 
+/// `[report] history` bounds how far back a start is looked for: memory
+/// against truth, for logs of many models.
+#[test]
+fn a_short_history_looks_for_the_start_only_among_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, truth) = generate(
+        dir.path(),
+        "h",
+        &[
+            "--events",
+            "100000",
+            "--seed",
+            "31",
+            "--drift-at",
+            "0.5",
+            "--drift-models",
+            "churn",
+            "--drop",
+            "0.12",
+        ],
+    );
+    let first = truth["drifts"][0]["first_affected"]["version_event_index"]
+        .as_u64()
+        .unwrap();
+    let monitor = "[[monitor]]\nmetric = \"correct\"\ndetector = \"adwin\"\ndirection = \"decrease\"\nparams = { delta = 1e-5 }\n";
+    let mut found = Vec::new();
+    for history in ["", "[report]\nhistory = 16\n"] {
+        let config = dir.path().join(format!("h{}.toml", history.len()));
+        std::fs::write(&config, format!("{monitor}{history}")).unwrap();
+        let report = replay(&log, &["--config", config.to_str().unwrap()]);
+        let w = windows(&report, "churn", "1.4.2", "correct");
+        assert_eq!(w.len(), 1, "{history}: {w:#?}");
+        let index = |p: &str| w[0][p]["index"].as_u64().unwrap();
+        found.push((
+            index("start"),
+            index("detected"),
+            w[0]["start"]["line"].is_u64(),
+        ));
+    }
+    let (start, detected, _) = found[0];
+    assert!(start.abs_diff(first) <= 150, "start {start}, truth {first}");
+    assert!(detected > first + 16, "detected {detected}, truth {first}");
+    // Sixteen values remembered: the start is one of them, with its line.
+    let (start, detected_too, line) = found[1];
+    assert_eq!(detected_too, detected);
+    assert!(detected - start < 16, "start {start}, detected {detected}");
+    assert!(line);
+}
+
 #[test]
 fn a_drop_and_a_recovery_make_one_recovered_window_ending_where_it_did() {
     let dir = tempfile::tempdir().unwrap();
