@@ -740,7 +740,7 @@ impl Open {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use proptest::prelude::*;
 
     use super::*;
@@ -757,7 +757,7 @@ mod tests {
 
     /// Every item with its position, then the error or the per-file counts,
     /// as text; and whether equal names are the same `Name`.
-    fn serial(paths: &[String], schema: &Arc<Schema>) -> Vec<String> {
+    pub(in crate::source) fn serial(paths: &[String], schema: &Arc<Schema>) -> Vec<String> {
         let mut source = FileSource::new(paths.to_vec(), None, schema.clone());
         let mut out = Vec::new();
         for item in source.by_ref() {

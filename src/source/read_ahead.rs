@@ -105,19 +105,9 @@ mod tests {
 
     /// The serial reader's items, then its error or counts.
     fn serial(paths: &[&str]) -> Vec<String> {
-        let mut source = source(paths);
-        let mut out = Vec::new();
-        for item in source.by_ref() {
-            match item {
-                Ok(item) => out.push(format!("{item:?}")),
-                Err(e) => {
-                    out.push(format!("error: {e:#}"));
-                    return out;
-                }
-            }
-        }
-        out.push(format!("{:?}", source.stats));
-        out
+        let paths: Vec<String> = paths.iter().map(|p| format!("fixtures/{p}")).collect();
+        let schema = Arc::new(Config::embedded().schema());
+        crate::source::chunks::tests::serial(&paths, &schema)
     }
 
     #[test]
