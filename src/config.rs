@@ -381,7 +381,8 @@ fn parse_monitors(top: &mut Params) -> Result<Vec<Monitor>, ParamError> {
     Ok(monitors)
 }
 
-/// The bounds of `[report] history`.
+/// `[report] history` by default, and its bounds.
+pub const DEFAULT_HISTORY: usize = 4096;
 const MIN_HISTORY: i64 = 16;
 const MAX_HISTORY: i64 = 65_536;
 
@@ -394,9 +395,9 @@ fn parse_report(top: &mut Params) -> Result<Report, ParamError> {
     let version_idle = p.int("version_idle", 10_000, |n| n >= 1, "must be >= 1")? as u64;
     let history = p.int(
         "history",
-        4096,
+        DEFAULT_HISTORY as i64,
         |n| (MIN_HISTORY..=MAX_HISTORY).contains(&n),
-        "must be from 16 to 65536",
+        &format!("must be from {MIN_HISTORY} to {MAX_HISTORY}"),
     )? as usize;
     p.finish(&[])?;
     Ok(Report {

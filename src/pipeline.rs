@@ -1607,8 +1607,7 @@ mod history_tests {
         s.seen(i).map(|s| s.line)
     }
 
-    /// The default `[report] history`.
-    const HISTORY: usize = 4096;
+    const HISTORY: usize = crate::config::DEFAULT_HISTORY;
 
     #[test]
     fn the_ring_keeps_exactly_the_latest_positions() {

@@ -18,7 +18,7 @@ use crate::retrain::ClockMode;
 use crate::session::{self, Pace, Session};
 use crate::settings::{Retrain, Settings};
 use crate::signals::Signals;
-use crate::source::read_ahead::ReadAhead;
+use crate::source::read_ahead;
 use crate::source::{FileSource, Item};
 
 pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -71,7 +71,7 @@ pub fn run(args: &ReplayArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         in_time_order(files, config.input.format, &schema)?
     };
-    let mut source = ReadAhead::new(FileSource::new(files.clone(), config.input.format, schema));
+    let mut source = read_ahead::start(FileSource::new(files.clone(), config.input.format, schema));
 
     let progress = Progress::new(total, settings.progress);
     let started = Instant::now();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::pipeline::Pipeline;
 use crate::record::{Name, Position, Record, Schema, Values};
-use crate::source::read_ahead::ReadAhead;
+use crate::source::read_ahead;
 use crate::source::{FileSource, FileStats, Item};
 use crate::window::Event;
 
@@ -69,7 +69,7 @@ impl Records {
     pub fn read(paths: &[String], config: &Config, schema: Schema) -> anyhow::Result<Records> {
         let metrics = schema.metrics.clone();
         let k = metrics.len();
-        let mut source = ReadAhead::new(FileSource::new(
+        let mut source = read_ahead::start(FileSource::new(
             paths.to_vec(),
             config.input.format,
             Arc::new(schema),

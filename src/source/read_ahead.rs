@@ -12,64 +12,39 @@
 //! memory is bounded by the chunks in flight, and the pipeline itself stays
 //! a plain loop. This is the only place replay uses threads.
 
+use super::FileSource;
 use super::chunks::Chunked;
-use super::{FileSource, FileStats, Item};
 
-/// The items of a [`FileSource`]'s files, parsed ahead; take them batch by
-/// batch with [`ReadAhead::next_batch`].
-pub struct ReadAhead {
-    chunked: Chunked,
+/// The items of `source`'s files, parsed in chunks on one worker fewer than
+/// the CPUs the process may use (`std::thread::available_parallelism`
+/// honours the affinity mask and cgroup quota) and on the caller's thread
+/// whenever the next chunk is not ready (and the gzip chunks handed to it):
+/// a thread more than cores only makes them take turns (measured on two
+/// cores: 0.15 s against 0.19 s for 1M records, 0.31 s against 0.42 s
+/// gzipped). Take them batch by batch with [`Chunked::next_batch`].
+pub fn start(source: FileSource) -> Chunked {
+    let workers = match std::thread::available_parallelism().map(|n| n.get()) {
+        Ok(cpus) if cpus > 1 => {
+            log::info!(
+                "{cpus} CPUs: parsing chunks on {} threads and the pipeline's",
+                cpus - 1
+            );
+            cpus - 1
+        }
+        Ok(_) => {
+            log::info!("one CPU: parsing chunks on the pipeline's thread");
+            0
+        }
+        Err(e) => {
+            log::info!("CPU count unknown ({e}): parsing chunks on the pipeline's thread");
+            0
+        }
+    };
+    with_workers(source, workers)
 }
 
-impl ReadAhead {
-    /// Parses chunks on one worker fewer than the CPUs the process may use
-    /// (`std::thread::available_parallelism` honours the affinity mask and
-    /// cgroup quota) and on the caller's thread whenever the next chunk is
-    /// not ready (and the gzip chunks handed to it): a thread more than
-    /// cores only makes them take turns (measured on two cores: 0.15 s
-    /// against 0.19 s for 1M records, 0.31 s against 0.42 s gzipped).
-    pub fn new(source: FileSource) -> ReadAhead {
-        let workers = match std::thread::available_parallelism().map(|n| n.get()) {
-            Ok(cpus) if cpus > 1 => {
-                log::info!(
-                    "{cpus} CPUs: parsing chunks on {} threads and the pipeline's",
-                    cpus - 1
-                );
-                cpus - 1
-            }
-            Ok(_) => {
-                log::info!("one CPU: parsing chunks on the pipeline's thread");
-                0
-            }
-            Err(e) => {
-                log::info!("CPU count unknown ({e}): parsing chunks on the pipeline's thread");
-                0
-            }
-        };
-        ReadAhead::with_workers(source, workers)
-    }
-
-    fn with_workers(source: FileSource, workers: usize) -> ReadAhead {
-        ReadAhead {
-            chunked: Chunked::start(source.paths, source.forced, source.schema, workers),
-        }
-    }
-
-    /// The next items in file order, `Ok(None)` at the end of the input, or
-    /// the error that stopped the source (after the items read before it).
-    pub fn next_batch(&mut self) -> anyhow::Result<Option<&[Item]>> {
-        self.chunked.next_batch()
-    }
-
-    /// Bytes read so far (ahead of the pipeline).
-    pub fn bytes_read(&self) -> u64 {
-        self.chunked.bytes_read()
-    }
-
-    /// Per-file counters; complete once iteration has ended.
-    pub fn stats(&self) -> &[FileStats] {
-        self.chunked.stats()
-    }
+fn with_workers(source: FileSource, workers: usize) -> Chunked {
+    Chunked::start(source.paths, source.forced, source.schema, workers)
 }
 
 #[cfg(test)]
@@ -80,7 +55,7 @@ mod tests {
     use crate::config::Config;
 
     /// Every item, then the error or the per-file counts, as text.
-    fn drain(mut source: ReadAhead) -> Vec<String> {
+    fn drain(mut source: Chunked) -> Vec<String> {
         let mut out = Vec::new();
         loop {
             match source.next_batch() {
@@ -116,7 +91,7 @@ mod tests {
         let want = serial(&files);
         assert!(want.len() > 5000, "{}", want.len());
         for workers in [0, 1, 3] {
-            let got = drain(ReadAhead::with_workers(source(&files), workers));
+            let got = drain(with_workers(source(&files), workers));
             assert!(got == want, "{workers} workers");
         }
     }
@@ -132,10 +107,7 @@ mod tests {
         );
         assert!(want.len() > 2);
         for workers in [0, 1] {
-            assert_eq!(
-                drain(ReadAhead::with_workers(source(&files), workers)),
-                want
-            );
+            assert_eq!(drain(with_workers(source(&files), workers)), want);
         }
     }
 }
