@@ -490,3 +490,164 @@ fn warn_unseen(summary: &Summary, config: &Config) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Name, Position, Values};
+    use crate::rejects::OnBadRecord;
+    use crate::trigger::TriggerOptions;
+
+    /// A decay monitor on `accuracy` over 5 values: five 1.0s then 0.5s drift.
+    fn settings(output: &std::path::Path) -> Settings {
+        let text = "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\nparams = { window = 5, threshold = 0.1 }\n";
+        Settings {
+            config: Config::parse(text, "t.toml").unwrap(),
+            format: report::Format::Jsonl,
+            output: Some(output.to_path_buf()),
+            fail_on: FailOn::None,
+            junit_fail_on: FailOn::Drift,
+            reports: Vec::new(),
+            rejects: None,
+            on_bad_record: OnBadRecord::Skip,
+            retrain: false,
+            trigger: TriggerOptions::default(),
+            progress: false,
+            quiet: true,
+        }
+    }
+
+    fn session(settings: &Settings, partitions: u32) -> Session {
+        let cancel = Arc::new(AtomicBool::new(false));
+        Session::partitioned(settings, partitions, ClockMode::Watch, cancel, Pace::AtEnd).unwrap()
+    }
+
+    fn record(i: u64, model: &str, x: f64) -> Record {
+        let mut values = Values::new();
+        values.push(x);
+        Record {
+            time_ns: i as i64,
+            model_id: Some(Name::new(model)),
+            version: Some(Name::new("1")),
+            values,
+            pos: Position {
+                file: Name::new("m.jsonl"),
+                line: i + 1,
+                offset: i * 10,
+            },
+        }
+    }
+
+    /// 15 records of `model`: five at 1.0, then ten at 0.5 (one drift).
+    fn drifting(model: &str) -> Vec<Record> {
+        (0..15)
+            .map(|i| record(i, model, if i < 5 { 1.0 } else { 0.5 }))
+            .collect()
+    }
+
+    fn note(model: &str) -> RetrainNote {
+        RetrainNote::Failed {
+            model_id: model.to_string(),
+            version: None,
+            run_id: None,
+            reason: "test".to_string(),
+        }
+    }
+
+    /// (event, model) of every line of a JSONL report.
+    fn events(path: &std::path::Path) -> Vec<(String, String)> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                Some((
+                    v["event"].as_str()?.to_string(),
+                    v["model_id"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_owned_partitions_run_and_report_and_their_records_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.jsonl");
+        let settings = settings(&out);
+        let mut s = session(&settings, 3);
+        s.adopt(0, Pipeline::new(&settings.config), BTreeMap::new());
+        s.adopt(2, Pipeline::new(&settings.config), BTreeMap::new());
+        for (p, model) in [(0, "a"), (1, "b"), (2, "c")] {
+            for r in drifting(model) {
+                s.record_in(p, &r).unwrap();
+            }
+        }
+        assert!(s.pipeline_of(1).is_none());
+        assert_eq!(s.counts().records, 30, "partition 1 is not this run's");
+        assert_eq!(s.counts().windows_drift, 2);
+        s.end_of_input().unwrap();
+        let summary = s.summary(0.0, 0, Vec::new());
+        assert_eq!(summary.records, 30);
+        let code = s.finish(&summary, &settings.config, false).unwrap();
+        assert_eq!(code, ExitCode::Success);
+        let got = events(&out);
+        let want: Vec<(String, String)> = [
+            ("opened", "a"),
+            ("opened", "c"),
+            ("closed", "a"),
+            ("closed", "c"),
+        ]
+        .iter()
+        .map(|(e, m)| (e.to_string(), m.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn an_adopted_checkpoint_counts_only_what_follows_and_a_released_partition_keeps_its_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(&dir.path().join("report.jsonl"));
+        let mut s = session(&settings, 2);
+        // A pipeline that another run already fed 15 records (a checkpoint's).
+        let mut earlier = Pipeline::new(&settings.config);
+        let mut ignored = Vec::new();
+        for r in drifting("a") {
+            earlier.process(&r, &mut ignored);
+        }
+        assert_eq!(earlier.counts().records, 15);
+        s.adopt(1, earlier, BTreeMap::new());
+        assert_eq!(s.counts(), Counts::default());
+        for i in 15..18 {
+            s.record_in(1, &record(i, "a", 0.5)).unwrap();
+        }
+        assert_eq!(s.counts().records, 3);
+        s.release(1);
+        assert!(s.pipeline_of(1).is_none());
+        assert_eq!(
+            s.counts().records,
+            3,
+            "a released partition's records still count"
+        );
+        s.record_in(1, &record(18, "a", 0.5)).unwrap();
+        assert_eq!(s.counts().records, 3, "nor does it run once released");
+    }
+
+    #[test]
+    fn window_ids_name_their_partition_so_a_release_drops_only_its_training_notes() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(&dir.path().join("report.jsonl"));
+        let mut s = session(&settings, 3);
+        // Session ids are `local × 3 + partition`.
+        let of = |ids: &[u64]| -> BTreeMap<u64, RetrainNote> {
+            ids.iter().map(|&id| (id, note("m"))).collect()
+        };
+        s.adopt(0, Pipeline::new(&settings.config), of(&[3, 6]));
+        s.adopt(2, Pipeline::new(&settings.config), of(&[5]));
+        let keys = |m: &BTreeMap<u64, RetrainNote>| m.keys().copied().collect::<Vec<_>>();
+        assert_eq!(keys(&s.retrains_of(0)), [3, 6]);
+        assert_eq!(keys(&s.retrains_of(1)), Vec::<u64>::new());
+        assert_eq!(keys(&s.retrains_of(2)), [5]);
+        s.release(0);
+        assert_eq!(keys(s.retrains()), [5]);
+    }
+}
