@@ -1285,18 +1285,20 @@ impl Pipeline {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::record::{Position, Values};
 
-    fn config(extra: &str) -> Config {
+    /// A decay monitor on `accuracy` over 5 values (threshold 0.1), then `extra`.
+    pub(crate) fn config(extra: &str) -> Config {
         let text = format!(
             "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\nparams = {{ window = 5, threshold = 0.1 }}\n{extra}"
         );
         Config::parse(&text, "t.toml").unwrap()
     }
 
-    fn record(i: u64, model: &str, version: &str, x: f64) -> Record {
+    /// Record `i` (time `i`, line `i + 1` of `f.jsonl`) with one value.
+    pub(crate) fn record(i: u64, model: &str, version: &str, x: f64) -> Record {
         let mut values = Values::new();
         values.push(x);
         Record {

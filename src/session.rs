@@ -494,15 +494,14 @@ fn warn_unseen(summary: &Summary, config: &Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Name, Position, Values};
+    use crate::pipeline::tests::{config, record as record_of};
     use crate::rejects::OnBadRecord;
     use crate::trigger::TriggerOptions;
 
     /// A decay monitor on `accuracy` over 5 values: five 1.0s then 0.5s drift.
     fn settings(output: &std::path::Path) -> Settings {
-        let text = "[[monitor]]\nmetric = \"accuracy\"\ndetector = \"decay\"\nparams = { window = 5, threshold = 0.1 }\n";
         Settings {
-            config: Config::parse(text, "t.toml").unwrap(),
+            config: config(""),
             format: report::Format::Jsonl,
             output: Some(output.to_path_buf()),
             fail_on: FailOn::None,
@@ -523,19 +522,7 @@ mod tests {
     }
 
     fn record(i: u64, model: &str, x: f64) -> Record {
-        let mut values = Values::new();
-        values.push(x);
-        Record {
-            time_ns: i as i64,
-            model_id: Some(Name::new(model)),
-            version: Some(Name::new("1")),
-            values,
-            pos: Position {
-                file: Name::new("m.jsonl"),
-                line: i + 1,
-                offset: i * 10,
-            },
-        }
+        record_of(i, model, "1", x)
     }
 
     /// 15 records of `model`: five at 1.0, then ten at 0.5 (one drift).
@@ -633,7 +620,7 @@ mod tests {
     }
 
     #[test]
-    fn window_ids_name_their_partition_so_a_release_drops_only_its_training_notes() {
+    fn training_notes_belong_to_the_partition_their_window_id_names_and_leave_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let settings = settings(&dir.path().join("report.jsonl"));
         let mut s = session(&settings, 3);
