@@ -11,9 +11,10 @@
 #                      misses of 1,000 models' state);
 #   grouped h16        both.
 #
-# The grouped log is not a replay anyone would run (its windows differ, as
-# its records are out of time order across models): it only measures the
-# memory traffic. Each figure is the median of REPEAT (default 5) alternated
+# The grouped log is not a replay anyone would run: its windows are the same
+# (each model's records keep their order, so every window keeps its stream
+# positions and levels) but sit at other lines, and come in another order.
+# It only measures the memory traffic. Each figure is the median of REPEAT (default 5) alternated
 # runs (bench/alternate.py); the ratios are to the 3-model replay.
 #
 #   bench/models.sh
